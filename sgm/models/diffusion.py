@@ -1,0 +1,104 @@
+"""DiffusionEngine: network + denoiser + conditioner + first stage + sampler, assembled from a config."""
+import math
+from contextlib import nullcontext
+from typing import Dict, List, Optional, Union
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import ListConfig, OmegaConf
+
+from ..checkpoint import load_checkpoint
+from ..modules import UNCONDITIONAL_CONFIG
+from ..modules.autoencoding.temporal_ae import VideoDecoder
+from ..modules.diffusionmodules.wrappers import OPENAIUNETWRAPPER
+from ..util import default, get_obj_from_str, instantiate_from_config
+
+
+class DiffusionEngine(pl.LightningModule):
+    """Latent diffusion model. Latents are first-stage latents times `scale_factor`."""
+
+    def __init__(
+        self,
+        network_config,
+        denoiser_config,
+        first_stage_config,
+        conditioner_config: Union[None, Dict, ListConfig, OmegaConf] = None,
+        sampler_config: Union[None, Dict, ListConfig, OmegaConf] = None,
+        optimizer_config: Union[None, Dict, ListConfig, OmegaConf] = None,
+        scheduler_config: Union[None, Dict, ListConfig, OmegaConf] = None,
+        loss_fn_config: Union[None, Dict, ListConfig, OmegaConf] = None,
+        network_wrapper: Union[None, str] = None,
+        ckpt_path: Union[None, str] = None,
+        use_ema: bool = False,
+        ema_decay_rate: float = 0.9999,
+        scale_factor: float = 1.0,
+        disable_first_stage_autocast: bool = False,
+        input_key: str = "jpg",
+        log_keys: Union[List, None] = None,
+        no_cond_log: bool = False,
+        compile_model: bool = False,
+        en_and_decode_n_samples_a_time: Optional[int] = None,
+    ):
+        super().__init__()
+        if use_ema:
+            raise ValueError("use_ema is not supported by sgm-motion's DiffusionEngine")
+        self.log_keys = log_keys
+        self.input_key = input_key
+        self.optimizer_config = default(optimizer_config, {"target": "torch.optim.AdamW"})
+        network = instantiate_from_config(network_config)
+        self.model = get_obj_from_str(default(network_wrapper, OPENAIUNETWRAPPER))(network, compile_model=compile_model)
+        self.denoiser = instantiate_from_config(denoiser_config)
+        self.sampler = instantiate_from_config(sampler_config) if sampler_config is not None else None
+        self.conditioner = instantiate_from_config(default(conditioner_config, UNCONDITIONAL_CONFIG))
+        self.scheduler_config = scheduler_config
+        self._init_first_stage(first_stage_config)
+        self.loss_fn = instantiate_from_config(loss_fn_config) if loss_fn_config is not None else None
+        self.use_ema = use_ema
+        self.scale_factor = scale_factor
+        self.disable_first_stage_autocast = disable_first_stage_autocast
+        self.no_cond_log = no_cond_log
+        self.en_and_decode_n_samples_a_time = en_and_decode_n_samples_a_time
+        if ckpt_path is not None:
+            self.init_from_ckpt(ckpt_path)
+
+    def init_from_ckpt(self, path: str) -> None:
+        load_checkpoint(self, path)
+
+    def _init_first_stage(self, config):
+        model = instantiate_from_config(config).eval()
+        model.train = lambda mode=True: model  # the first stage stays frozen and in eval mode
+        for param in model.parameters():
+            param.requires_grad = False
+        self.first_stage_model = model
+
+    def _first_stage_autocast(self, tensor: torch.Tensor):
+        if tensor.is_cuda:
+            return torch.autocast("cuda", enabled=not self.disable_first_stage_autocast)
+        return nullcontext()
+
+    @torch.no_grad()
+    def decode_first_stage(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (N, C, h, w) -> images (N, 3, H, W) in about [-1, 1], `en_and_decode_n_samples_a_time` at once.
+
+        A temporal decoder sees each chunk as one clip (timesteps = chunk length).
+        """
+        z = 1.0 / self.scale_factor * z
+        step = default(self.en_and_decode_n_samples_a_time, z.shape[0])
+        video = isinstance(self.first_stage_model.decoder, VideoDecoder)
+        out = []
+        with self._first_stage_autocast(z):
+            for n in range(math.ceil(z.shape[0] / step)):
+                chunk = z[n * step : (n + 1) * step]
+                kwargs = {"timesteps": len(chunk)} if video else {}
+                out.append(self.first_stage_model.decode(chunk, **kwargs))
+        return torch.cat(out, dim=0)
+
+    @torch.no_grad()
+    def encode_first_stage(self, x: torch.Tensor) -> torch.Tensor:
+        step = default(self.en_and_decode_n_samples_a_time, x.shape[0])
+        with self._first_stage_autocast(x):
+            z = torch.cat([self.first_stage_model.encode(x[i : i + step]) for i in range(0, x.shape[0], step)])
+        return self.scale_factor * z
+
+    def forward(self, x, batch):
+        raise NotImplementedError("training is not part of sgm-motion's DiffusionEngine yet")

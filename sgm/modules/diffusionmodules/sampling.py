@@ -1,0 +1,85 @@
+"""Samplers over a preconditioned denoiser (EDM formulation, Karras et al. 2022).
+
+A sampler is called as sampler(denoiser, x, cond, uc) with x ~ N(0, I) of the latent shape and
+denoiser(x, sigma, cond) -> D(x; sigma); it returns the sample at sigma = 0.
+"""
+from typing import Dict, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from ...util import append_dims, default, instantiate_from_config
+from .sampling_utils import to_d
+
+DEFAULT_GUIDER = {"target": "sgm.modules.diffusionmodules.guiders.IdentityGuider"}
+
+
+class BaseDiffusionSampler:
+    def __init__(self, discretization_config: Dict, num_steps: Optional[int] = None, guider_config: Optional[Dict] = None, verbose: bool = False, device=None):
+        self.num_steps = num_steps
+        self.discretization = instantiate_from_config(discretization_config)
+        self.guider = instantiate_from_config(default(guider_config, DEFAULT_GUIDER))
+        self.verbose = verbose
+        self.device = device
+
+    def prepare_sampling_loop(self, x, cond, uc=None, num_steps=None):
+        """Sigmas (n+1,), x scaled to the first noise level, and a per-sample ones vector."""
+        sigmas = self.discretization(self.num_steps if num_steps is None else num_steps, device=self.device or x.device)
+        uc = default(uc, cond)
+        x = x * torch.sqrt(1.0 + sigmas[0] ** 2.0)
+        s_in = x.new_ones([x.shape[0]])
+        return x, s_in, sigmas, len(sigmas), cond, uc
+
+    def denoise(self, x, denoiser, sigma, cond, uc):
+        return self.guider(denoiser(*self.guider.prepare_inputs(x, sigma, cond, uc)), sigma)
+
+    def get_sigma_gen(self, num_sigmas: int):
+        steps = range(num_sigmas - 1)
+        if self.verbose:
+            steps = tqdm(steps, total=num_sigmas - 1, desc="Sampling", unit="step")
+        return steps
+
+
+class SingleStepDiffusionSampler(BaseDiffusionSampler):
+    def sampler_step(self, sigma, next_sigma, denoiser, x, cond, uc, *args, **kwargs):
+        raise NotImplementedError
+
+    def euler_step(self, x, d, dt):
+        return x + dt * d
+
+
+class EDMSampler(SingleStepDiffusionSampler):
+    """Euler steps with optional stochastic churn (gamma) inside [s_tmin, s_tmax]."""
+
+    def __init__(self, s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.s_churn = s_churn
+        self.s_tmin = s_tmin
+        self.s_tmax = s_tmax
+        self.s_noise = s_noise
+
+    def sampler_step(self, sigma, next_sigma, denoiser, x, cond, uc=None, gamma=0.0):
+        sigma_hat = sigma * (gamma + 1.0)
+        if gamma > 0:
+            eps = torch.randn_like(x) * self.s_noise
+            x = x + eps * append_dims(sigma_hat**2 - sigma**2, x.ndim) ** 0.5
+        denoised = self.denoise(x, denoiser, sigma_hat, cond, uc)
+        d = to_d(x, sigma_hat, denoised)
+        dt = append_dims(next_sigma - sigma_hat, x.ndim)
+        return self.possible_correction_step(self.euler_step(x, d, dt), x, d, dt, next_sigma, denoiser, cond, uc)
+
+    def possible_correction_step(self, euler_step, x, d, dt, next_sigma, denoiser, cond, uc):
+        return euler_step
+
+    def __call__(self, denoiser, x, cond, uc=None, num_steps=None):
+        x, s_in, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
+        for i in self.get_sigma_gen(num_sigmas):
+            in_churn_range = self.s_tmin <= sigmas[i] <= self.s_tmax
+            gamma = min(self.s_churn / (num_sigmas - 1), 2**0.5 - 1) if in_churn_range else 0.0
+            x = self.sampler_step(s_in * sigmas[i], s_in * sigmas[i + 1], denoiser, x, cond, uc, gamma)
+        return x
+
+
+class EulerEDMSampler(EDMSampler):
+    """First-order (Euler) EDM sampler."""
+

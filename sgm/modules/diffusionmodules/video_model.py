@@ -1,0 +1,268 @@
+"""The VideoUNet of Stable Video Diffusion: a 2-D UNet with temporal layers after every block.
+
+x: (B*T, C, H, W) with the T frames of each video contiguous; timesteps: (B*T,);
+context: (B*T, N, context_dim); y: (B*T, adm_in_channels); image_only_indicator: (B, T).
+"""
+from typing import List, Optional, Union
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ..video_attention import SpatialVideoTransformer
+from .openaimodel import Downsample, ResBlock, TimestepEmbedSequential, Upsample
+from .util import AlphaBlender, conv_nd, linear, normalization, timestep_embedding, zero_module
+
+
+class VideoResBlock(ResBlock):
+    """ResBlock per frame, then a temporal ResBlock (conv over T) blended in by AlphaBlender."""
+
+    def __init__(
+        self,
+        channels,
+        emb_channels,
+        dropout,
+        video_kernel_size=3,
+        merge_strategy="fixed",
+        merge_factor=0.5,
+        out_channels=None,
+        use_conv=False,
+        use_scale_shift_norm=False,
+        dims=2,
+        use_checkpoint=False,
+        up=False,
+        down=False,
+    ):
+        super().__init__(
+            channels,
+            emb_channels,
+            dropout,
+            out_channels=out_channels,
+            use_conv=use_conv,
+            use_scale_shift_norm=use_scale_shift_norm,
+            dims=dims,
+            use_checkpoint=use_checkpoint,
+            up=up,
+            down=down,
+        )
+        out = out_channels or channels
+        self.time_stack = ResBlock(
+            out,
+            emb_channels,
+            dropout=dropout,
+            dims=3,
+            out_channels=out,
+            use_scale_shift_norm=False,
+            use_conv=False,
+            up=False,
+            down=False,
+            kernel_size=video_kernel_size,
+            use_checkpoint=use_checkpoint,
+            exchange_temb_dims=True,
+        )
+        self.time_mixer = AlphaBlender(
+            alpha=merge_factor, merge_strategy=merge_strategy, rearrange_pattern="b t -> b 1 t 1 1"
+        )
+
+    def forward(self, x, emb, num_video_frames, image_only_indicator=None):
+        x = super().forward(x, emb)
+        x_spatial = rearrange(x, "(b t) c h w -> b c t h w", t=num_video_frames)
+        x_temporal = self.time_stack(x_spatial, rearrange(emb, "(b t) ... -> b t ...", t=num_video_frames))
+        x = self.time_mixer(x_spatial=x_spatial, x_temporal=x_temporal, image_only_indicator=image_only_indicator)
+        return rearrange(x, "b c t h w -> (b t) c h w")
+
+
+class VideoUNet(nn.Module):
+    """UNet denoiser over latent video frames (constructor arguments follow upstream's YAML schema)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        model_channels: int,
+        out_channels: int,
+        num_res_blocks: int,
+        attention_resolutions: List[int],
+        dropout: float = 0.0,
+        channel_mult: List[int] = (1, 2, 4, 8),
+        conv_resample: bool = True,
+        dims: int = 2,
+        num_classes: Optional[Union[int, str]] = None,
+        use_checkpoint: bool = False,
+        num_heads: int = -1,
+        num_head_channels: int = -1,
+        num_heads_upsample: int = -1,
+        use_scale_shift_norm: bool = False,
+        resblock_updown: bool = False,
+        transformer_depth: Union[List[int], int] = 1,
+        transformer_depth_middle: Optional[int] = None,
+        context_dim: Optional[int] = None,
+        time_downup: bool = False,
+        time_context_dim: Optional[int] = None,
+        extra_ff_mix_layer: bool = False,
+        use_spatial_context: bool = False,
+        merge_strategy: str = "fixed",
+        merge_factor: float = 0.5,
+        spatial_transformer_attn_type: str = "softmax",
+        video_kernel_size: Union[int, List[int]] = 3,
+        use_linear_in_transformer: bool = False,
+        adm_in_channels: Optional[int] = None,
+        disable_temporal_crossattention: bool = False,
+        max_ddpm_temb_period: int = 10000,
+    ):
+        super().__init__()
+        if context_dim is None:
+            raise ValueError("VideoUNet needs context_dim")
+        if num_heads == -1 and num_head_channels == -1:
+            raise ValueError("set num_heads or num_head_channels")
+        channel_mult = list(channel_mult)
+        if isinstance(transformer_depth, int):
+            transformer_depth = len(channel_mult) * [transformer_depth]
+        transformer_depth = list(transformer_depth)
+        transformer_depth_middle = transformer_depth[-1] if transformer_depth_middle is None else transformer_depth_middle
+
+        self.in_channels = in_channels
+        self.model_channels = model_channels
+        self.out_channels = out_channels
+        self.num_classes = num_classes
+        self.dtype = torch.float32
+        time_embed_dim = model_channels * 4
+        self.time_embed = nn.Sequential(
+            linear(model_channels, time_embed_dim), nn.SiLU(), linear(time_embed_dim, time_embed_dim)
+        )
+        if num_classes is not None:
+            if isinstance(num_classes, int):
+                self.label_emb = nn.Embedding(num_classes, time_embed_dim)
+            elif num_classes == "continuous":
+                self.label_emb = nn.Linear(1, time_embed_dim)
+            elif num_classes == "sequential":
+                if adm_in_channels is None:
+                    raise ValueError("num_classes 'sequential' needs adm_in_channels")
+                self.label_emb = nn.Sequential(
+                    nn.Sequential(
+                        linear(adm_in_channels, time_embed_dim), nn.SiLU(), linear(time_embed_dim, time_embed_dim)
+                    )
+                )
+            else:
+                raise ValueError(f"unsupported num_classes {num_classes!r}")
+
+        def heads_for(ch):
+            if num_head_channels == -1:
+                return num_heads, ch // num_heads
+            return ch // num_head_channels, num_head_channels
+
+        def attention_layer(ch, depth):
+            n_heads, d_head = heads_for(ch)
+            return SpatialVideoTransformer(
+                ch,
+                n_heads,
+                d_head,
+                depth=depth,
+                context_dim=context_dim,
+                time_context_dim=time_context_dim,
+                dropout=dropout,
+                ff_in=extra_ff_mix_layer,
+                use_spatial_context=use_spatial_context,
+                merge_strategy=merge_strategy,
+                merge_factor=merge_factor,
+                checkpoint=use_checkpoint,
+                use_linear=use_linear_in_transformer,
+                attn_mode=spatial_transformer_attn_type,
+                disable_temporal_crossattention=disable_temporal_crossattention,
+                max_time_embed_period=max_ddpm_temb_period,
+            )
+
+        def resblock(ch, out_ch, down=False, up=False):
+            return VideoResBlock(
+                merge_factor=merge_factor,
+                merge_strategy=merge_strategy,
+                video_kernel_size=video_kernel_size,
+                channels=ch,
+                emb_channels=time_embed_dim,
+                dropout=dropout,
+                out_channels=out_ch,
+                dims=dims,
+                use_checkpoint=use_checkpoint,
+                use_scale_shift_norm=use_scale_shift_norm,
+                down=down,
+                up=up,
+            )
+
+        self.input_blocks = nn.ModuleList(
+            [TimestepEmbedSequential(conv_nd(dims, in_channels, model_channels, 3, padding=1))]
+        )
+        input_block_chans = [model_channels]
+        ch = model_channels
+        ds = 1
+        for level, mult in enumerate(channel_mult):
+            for _ in range(num_res_blocks):
+                layers = [resblock(ch, mult * model_channels)]
+                ch = mult * model_channels
+                if ds in attention_resolutions:
+                    layers.append(attention_layer(ch, transformer_depth[level]))
+                self.input_blocks.append(TimestepEmbedSequential(*layers))
+                input_block_chans.append(ch)
+            if level != len(channel_mult) - 1:
+                ds *= 2
+                down = (
+                    resblock(ch, ch, down=True)
+                    if resblock_updown
+                    else Downsample(ch, conv_resample, dims=dims, out_channels=ch, third_down=time_downup)
+                )
+                self.input_blocks.append(TimestepEmbedSequential(down))
+                input_block_chans.append(ch)
+
+        self.middle_block = TimestepEmbedSequential(
+            resblock(ch, ch), attention_layer(ch, transformer_depth_middle), resblock(ch, ch)
+        )
+
+        self.output_blocks = nn.ModuleList([])
+        for level, mult in list(enumerate(channel_mult))[::-1]:
+            for i in range(num_res_blocks + 1):
+                skip_ch = input_block_chans.pop()
+                layers = [resblock(ch + skip_ch, model_channels * mult)]
+                ch = model_channels * mult
+                if ds in attention_resolutions:
+                    layers.append(attention_layer(ch, transformer_depth[level]))
+                if level and i == num_res_blocks:
+                    ds //= 2
+                    layers.append(
+                        resblock(ch, ch, up=True)
+                        if resblock_updown
+                        else Upsample(ch, conv_resample, dims=dims, out_channels=ch, third_up=time_downup)
+                    )
+                self.output_blocks.append(TimestepEmbedSequential(*layers))
+
+        self.out = nn.Sequential(
+            normalization(ch), nn.SiLU(), zero_module(conv_nd(dims, model_channels, out_channels, 3, padding=1))
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        timesteps: torch.Tensor,
+        context: Optional[torch.Tensor] = None,
+        y: Optional[torch.Tensor] = None,
+        time_context: Optional[torch.Tensor] = None,
+        num_video_frames: Optional[int] = None,
+        image_only_indicator: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        if (y is not None) != (self.num_classes is not None):
+            raise ValueError("y must be given exactly when the model is class-conditional (num_classes set)")
+        emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
+        if self.num_classes is not None:
+            emb = emb + self.label_emb(y)
+        extra = dict(
+            context=context,
+            image_only_indicator=image_only_indicator,
+            time_context=time_context,
+            num_video_frames=num_video_frames,
+        )
+        skips = []
+        h = x
+        for module in self.input_blocks:
+            h = module(h, emb, **extra)
+            skips.append(h)
+        h = self.middle_block(h, emb, **extra)
+        for module in self.output_blocks:
+            h = module(torch.cat([h, skips.pop()], dim=1), emb, **extra)
+        return self.out(h.type(x.dtype))
