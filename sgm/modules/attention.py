@@ -4,12 +4,15 @@ Shapes: tokens are (batch, sequence, channels); heads are split inside the atten
 """
 import importlib.util
 import logging
+from functools import partial
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from .motion import MotionKnobs, windowed_attention
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,25 @@ def multihead_attention(
     return rearrange(out, "b h n d -> b n (h d)")
 
 
+def temporal_self_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, knobs: MotionKnobs, prefer_xformers: bool = False
+) -> torch.Tensor:
+    """Self-attention over frames with the motion knobs applied. q, k, v: (B, T, heads*d) -> (B, T, heads*d).
+
+    Keys times k, softmax scale sqrt(s / d) and, when w < T, windows of w frames fused per frame;
+    at the defaults this is exactly multihead_attention(q, k, v, heads).
+    """
+    if knobs.temporal_attn_k_scale != 1.0:
+        k = k * knobs.temporal_attn_k_scale
+    attend = partial(
+        multihead_attention, heads=heads, scale=knobs.scale_for(q.shape[-1] // heads), prefer_xformers=prefer_xformers
+    )
+    size = knobs.attn_window_size
+    if size is None or size >= q.shape[1]:
+        return attend(q, k, v)
+    return windowed_attention(q, k, v, size, knobs.window_stride, knobs.attn_window_fusion, attend)
+
+
 class GEGLU(nn.Module):
     """Linear to 2*dim_out, then value * GELU(gate)."""
 
@@ -94,12 +116,17 @@ def Normalize(in_channels: int) -> nn.GroupNorm:
 
 
 class CrossAttention(nn.Module):
-    """Multi-head attention of x (B, N, query_dim) over context (B, M, context_dim), SDPA backend."""
+    """Multi-head attention of x (B, N, query_dim) over context (B, M, context_dim), SDPA backend.
+
+    With `motion_knobs` set (only the temporal self-attention of VideoTransformerBlock), the
+    sequence is the frames of a clip and the knobs apply (see temporal_self_attention).
+    """
 
     prefer_xformers = False
 
-    def __init__(self, query_dim, context_dim=None, heads=8, dim_head=64, dropout=0.0, backend=None):
+    def __init__(self, query_dim, context_dim=None, heads=8, dim_head=64, dropout=0.0, backend=None, motion_knobs: Optional[MotionKnobs] = None):
         super().__init__()
+        self.motion_knobs = motion_knobs
         inner_dim = dim_head * heads
         context_dim = query_dim if context_dim is None else context_dim
         self.heads = heads
@@ -112,7 +139,10 @@ class CrossAttention(nn.Module):
     def forward(self, x, context=None, mask=None):
         context = x if context is None else context
         q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
-        out = multihead_attention(q, k, v, self.heads, mask=mask, prefer_xformers=self.prefer_xformers)
+        if self.motion_knobs is None:
+            out = multihead_attention(q, k, v, self.heads, mask=mask, prefer_xformers=self.prefer_xformers)
+        else:
+            out = temporal_self_attention(q, k, v, self.heads, self.motion_knobs, prefer_xformers=self.prefer_xformers)
         return self.to_out(out)
 
 

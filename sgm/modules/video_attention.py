@@ -8,12 +8,14 @@ from torch import nn
 
 from .attention import FeedForward, SpatialTransformer, attention_class
 from .diffusionmodules.util import AlphaBlender, linear, timestep_embedding
+from .motion import MotionKnobs, frame_positions
 
 
 class VideoTransformerBlock(nn.Module):
     """Transformer over the T frames at each spatial position: (B*T, S, C) -> (B*T, S, C).
 
-    attn1 is the temporal self-attention, attn2 attends to `context` (one token per video).
+    attn1 is the temporal self-attention (the motion knobs act there), attn2 attends to `context`
+    (one token per video).
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class VideoTransformerBlock(nn.Module):
         disable_self_attn=False,
         disable_temporal_crossattention=False,
         switch_temporal_ca_to_sa=False,
+        motion_knobs: MotionKnobs = MotionKnobs(),
     ):
         super().__init__()
         attn_cls = attention_class(attn_mode)
@@ -52,6 +55,7 @@ class VideoTransformerBlock(nn.Module):
             dim_head=d_head,
             context_dim=context_dim if disable_self_attn else None,
             dropout=dropout,
+            motion_knobs=None if disable_self_attn else motion_knobs,
         )
         self.ff = FeedForward(inner_dim, dim_out=dim, dropout=dropout, glu=gated_ff)
         self.switch_temporal_ca_to_sa = switch_temporal_ca_to_sa
@@ -102,8 +106,8 @@ class VideoTransformerBlock(nn.Module):
 class SpatialVideoTransformer(SpatialTransformer):
     """SpatialTransformer whose every block is followed by a temporal block, blended by AlphaBlender.
 
-    Frame positions 0..T-1 are embedded (sinusoid of `in_channels` dims, then an MLP) and added
-    to the temporal branch's input.
+    Frame positions (0..T-1, or interpolated by position_embedding_frames) are embedded (sinusoid
+    of `in_channels` dims, then an MLP) and added to the temporal branch's input.
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class SpatialVideoTransformer(SpatialTransformer):
         disable_self_attn=False,
         disable_temporal_crossattention=False,
         max_time_embed_period=10000,
+        motion_knobs: MotionKnobs = MotionKnobs(),
     ):
         super().__init__(
             in_channels,
@@ -161,6 +166,7 @@ class SpatialVideoTransformer(SpatialTransformer):
                     attn_mode=attn_mode,
                     disable_self_attn=disable_self_attn,
                     disable_temporal_crossattention=disable_temporal_crossattention,
+                    motion_knobs=motion_knobs,
                 )
                 for _ in range(depth)
             ]
@@ -172,10 +178,14 @@ class SpatialVideoTransformer(SpatialTransformer):
             linear(in_channels, time_embed_dim), nn.SiLU(), linear(time_embed_dim, in_channels)
         )
         self.time_mixer = AlphaBlender(alpha=merge_factor, merge_strategy=merge_strategy)
+        self.motion_knobs = motion_knobs
 
-    def frame_positions(self, num_frames: int, device) -> torch.Tensor:
-        """Positions (T,) fed to the frame embedding: 0, 1, ..., T-1."""
-        return torch.arange(num_frames, device=device)
+    def set_motion_knobs(self, knobs: MotionKnobs) -> None:
+        """Use `knobs` for the frame positions and every temporal self-attention of this transformer."""
+        self.motion_knobs = knobs
+        for block in self.time_stack:
+            if block.attn1.motion_knobs is not None:
+                block.attn1.motion_knobs = knobs
 
     def forward(self, x, context=None, time_context=None, timesteps=None, image_only_indicator=None):
         _, _, h, w = x.shape
@@ -190,7 +200,8 @@ class SpatialVideoTransformer(SpatialTransformer):
             if time_context.ndim == 2:
                 time_context = time_context[:, None]
         x = self._tokens_in(x)
-        positions = self.frame_positions(timesteps, x.device).repeat(x.shape[0] // timesteps)
+        positions = frame_positions(timesteps, self.motion_knobs.position_embedding_frames, x.device)
+        positions = positions.repeat(x.shape[0] // timesteps)
         t_emb = timestep_embedding(positions, self.in_channels, max_period=self.max_time_embed_period)
         emb = self.time_pos_embed(t_emb)[:, None, :]
         for block, mix_block in zip(self.transformer_blocks, self.time_stack):

@@ -9,6 +9,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from ..motion import MotionKnobs
 from ..video_attention import SpatialVideoTransformer
 from .openaimodel import Downsample, ResBlock, TimestepEmbedSequential, Upsample
 from .util import AlphaBlender, conv_nd, linear, normalization, timestep_embedding, zero_module
@@ -73,7 +74,12 @@ class VideoResBlock(ResBlock):
 
 
 class VideoUNet(nn.Module):
-    """UNet denoiser over latent video frames (constructor arguments follow upstream's YAML schema)."""
+    """UNet denoiser over latent video frames (constructor arguments follow upstream's YAML schema).
+
+    The last six arguments are sgm-motion's knobs (see sgm.modules.motion.MotionKnobs and
+    docs/PATCHES.md); at their defaults the network is upstream's. `set_motion_knobs` changes
+    them on a built model.
+    """
 
     def __init__(
         self,
@@ -108,8 +114,22 @@ class VideoUNet(nn.Module):
         adm_in_channels: Optional[int] = None,
         disable_temporal_crossattention: bool = False,
         max_ddpm_temb_period: int = 10000,
+        temporal_attn_scale: float = 1.0,
+        temporal_attn_k_scale: float = 1.0,
+        position_embedding_frames: Optional[int] = None,
+        attn_window_size: Optional[int] = None,
+        attn_window_stride: Optional[int] = None,
+        attn_window_fusion: str = "pyramid",
     ):
         super().__init__()
+        self.motion_knobs = MotionKnobs(
+            temporal_attn_scale=temporal_attn_scale,
+            temporal_attn_k_scale=temporal_attn_k_scale,
+            position_embedding_frames=position_embedding_frames,
+            attn_window_size=attn_window_size,
+            attn_window_stride=attn_window_stride,
+            attn_window_fusion=attn_window_fusion,
+        )
         if context_dim is None:
             raise ValueError("VideoUNet needs context_dim")
         if num_heads == -1 and num_head_channels == -1:
@@ -169,6 +189,7 @@ class VideoUNet(nn.Module):
                 attn_mode=spatial_transformer_attn_type,
                 disable_temporal_crossattention=disable_temporal_crossattention,
                 max_time_embed_period=max_ddpm_temb_period,
+                motion_knobs=self.motion_knobs,
             )
 
         def resblock(ch, out_ch, down=False, up=False):
@@ -235,6 +256,20 @@ class VideoUNet(nn.Module):
         self.out = nn.Sequential(
             normalization(ch), nn.SiLU(), zero_module(conv_nd(dims, model_channels, out_channels, 3, padding=1))
         )
+
+    def set_motion_knobs(self, **knobs) -> MotionKnobs:
+        """Change motion knobs on the built model, e.g. `unet.set_motion_knobs(temporal_attn_scale=2.0)`.
+
+        Keyword names are the YAML keys; knobs not named keep their value; values are validated
+        (ValueError) before anything changes. No weights are touched, so setting the defaults
+        back restores upstream's outputs bit for bit. Returns the knobs now in effect.
+        """
+        knobs = self.motion_knobs.updated(**knobs)
+        for module in self.modules():
+            if isinstance(module, SpatialVideoTransformer):
+                module.set_motion_knobs(knobs)
+        self.motion_knobs = knobs
+        return knobs
 
     def forward(
         self,

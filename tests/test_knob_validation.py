@@ -1,0 +1,67 @@
+"""Bad knob values raise ValueError naming the key and the value: at build time and at runtime."""
+import math
+
+import pytest
+
+from parity import tiny_config, tiny_model
+from sgm.modules.motion import MotionKnobs
+from sgm.util import instantiate_from_config
+
+BAD = [
+    ("temporal_attn_scale", 0),
+    ("temporal_attn_scale", -1.0),
+    ("temporal_attn_scale", math.inf),
+    ("temporal_attn_scale", math.nan),
+    ("temporal_attn_scale", "2"),
+    ("temporal_attn_k_scale", 0.0),
+    ("temporal_attn_k_scale", -0.5),
+    ("temporal_attn_k_scale", math.inf),
+    ("position_embedding_frames", 0),
+    ("position_embedding_frames", 2.5),
+    ("position_embedding_frames", -3),
+    ("attn_window_size", 0),
+    ("attn_window_size", 4.5),
+    ("attn_window_stride", 0),
+    ("attn_window_fusion", "gaussian"),
+    ("attn_window_fusion", None),
+]
+
+
+@pytest.mark.parametrize("key,value", BAD)
+def test_bad_value_in_config(key, value):
+    cfg = tiny_config(**{key: value})
+    with pytest.raises(ValueError) as err:
+        instantiate_from_config(cfg.model.params.network_config)
+    assert key in str(err.value) and repr(value) in str(err.value)
+
+
+def test_stride_larger_than_window():
+    with pytest.raises(ValueError, match=r"attn_window_stride.*got 5"):
+        MotionKnobs(attn_window_size=4, attn_window_stride=5)
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return tiny_model().model.diffusion_model
+
+
+@pytest.mark.parametrize("key,value", BAD)
+def test_bad_value_at_runtime_changes_nothing(unet, key, value):
+    before = unet.motion_knobs
+    with pytest.raises(ValueError) as err:
+        unet.set_motion_knobs(**{"attn_window_size": 4, key: value})
+    assert key in str(err.value)
+    assert unet.motion_knobs == before
+
+
+def test_unknown_knob_at_runtime(unet):
+    with pytest.raises(ValueError, match="temporal_attn_scael"):
+        unet.set_motion_knobs(temporal_attn_scael=2.0)
+
+
+def test_good_values_normalised():
+    knobs = MotionKnobs(temporal_attn_scale=2, attn_window_size=16)
+    assert knobs.temporal_attn_scale == 2.0 and isinstance(knobs.temporal_attn_scale, float)
+    assert knobs.window_stride == 4
+    assert MotionKnobs(attn_window_size=3).window_stride == 1
+    assert MotionKnobs(attn_window_size=16, attn_window_stride=16).window_stride == 16
