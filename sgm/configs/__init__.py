@@ -1,0 +1,43 @@
+"""The YAML configs that ship with sgm-motion, found both in a checkout and in an installed package.
+
+Two groups exist:
+
+- ``sampling``: one config per released model version (``svd``, ``svd_xt``, ``sv3d_p``, ...), kept in
+  the repository at ``scripts/sampling/configs/`` and installed as the package ``sgm.configs.sampling``;
+- ``inference``: the configs under ``configs/inference/``, installed as ``sgm.configs.inference``.
+"""
+import importlib.resources
+import os
+from typing import List, Optional
+
+GROUP_DIRS = {
+    "sampling": os.path.join("scripts", "sampling", "configs"),
+    "inference": os.path.join("configs", "inference"),
+}
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def candidate_paths(group: str, name: str) -> List[str]:
+    """Where `name` (e.g. ``svd.yaml``) of `group` may live, most specific first.
+
+    The installed package data is tried first, then the checkout this module was imported from.
+    """
+    if group not in GROUP_DIRS:
+        raise ValueError(f"unknown config group {group!r}; known: {', '.join(sorted(GROUP_DIRS))}")
+    paths = []
+    try:
+        resource = importlib.resources.files(f"{__name__}.{group}") / name
+        paths.append(str(resource))
+    except (ModuleNotFoundError, TypeError, ValueError):
+        pass
+    paths.append(os.path.join(_REPO_ROOT, GROUP_DIRS[group], name))
+    return paths
+
+
+def find_config(group: str, name: str) -> Optional[str]:
+    """Path of the shipped config `name` of `group`, or None when it is not there."""
+    for path in candidate_paths(group, name):
+        if os.path.isfile(path):
+            return path
+    return None
