@@ -126,14 +126,14 @@ def windowed_attention(
     q, k, v: (B, T, C) with T > size. All windows are gathered into one batch (B * n_windows,
     size, C), attended with one `attend` call, weighted and scatter-added back to (B, T, C).
     """
-    b, t, c = q.shape
+    b, t, _ = q.shape
     starts = torch.tensor(window_starts(t, size, stride), device=q.device)
     index = (starts[:, None] + torch.arange(size, device=q.device)[None]).reshape(-1)  # (n * w,)
     n = starts.numel()
-    gather = lambda x: x[:, index].reshape(b * n, size, x.shape[-1])  # noqa: E731
-    out = attend(gather(q), gather(k), gather(v)).reshape(b, n * size, -1)
-    weights = window_weights(size, fusion).to(device=q.device, dtype=out.dtype).repeat(n)  # (n * w,)
+    out = attend(*(x.index_select(1, index).reshape(b * n, size, x.shape[-1]) for x in (q, k, v)))
+    out = out.reshape(b, n * size, -1)
+    weights = window_weights(size, fusion).to(q.device).repeat(n)  # (n * w,)
+    total = torch.zeros(t, device=q.device).index_add_(0, index, weights)
+    weights = (weights / total[index]).to(out.dtype)  # normalised: a frame's weights sum to 1
     fused = torch.zeros(b, t, out.shape[-1], device=q.device, dtype=out.dtype)
-    fused.index_add_(1, index, out * weights[None, :, None])
-    total = torch.zeros(t, device=q.device, dtype=out.dtype).index_add_(0, index, weights)
-    return fused / total[None, :, None]
+    return fused.scatter_add_(1, index[None, :, None].expand_as(out), out * weights[None, :, None])
