@@ -131,6 +131,9 @@ def sv3d_angles(num_frames: int, elevations_deg: Any = 10.0, azimuths_deg: Any =
     if len(azimuths) != num_frames:
         raise InputError(f"azimuths_deg has {len(azimuths)} values but num_frames is {num_frames}")
     polars_rad = [float(np.deg2rad(90 - e)) for e in elevations]
+    # Upstream's script calls .sort() on a slice of this Python list, which sorts a copy and leaves
+    # the list as it was; the frames therefore keep the given order there, and here (sorting would
+    # also pull azimuths away from their elevations).
     azimuths_rad = [float(np.deg2rad((a - azimuths[-1]) % 360)) for a in azimuths]
     return {"elevations_deg": elevations, "azimuths_deg": azimuths, "polars_rad": polars_rad, "azimuths_rad": azimuths_rad}
 
@@ -581,8 +584,10 @@ def run(
     network_overrides: Optional[Dict[str, Any]] = None,
 ) -> List[Dict[str, Any]]:
     """Everything `sample` does; returns the JSON record of each video written."""
-    if verbose:
-        logging.getLogger().setLevel(logging.DEBUG)
+    if verbose:  # debug output of this script and of sgm; other libraries stay at INFO
+        logging.getLogger().setLevel(logging.INFO)
+        for name in (logger.name, "sgm"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     # -- cheap checks first
     version = check_version(version)
     default_frames, default_steps = VERSION_DEFAULTS[version]
