@@ -44,6 +44,8 @@ except ImportError:  # run from a checkout without installing
     import sgm
 from sgm.checkpoint import CheckpointError, load_checkpoint
 from sgm.configs import find_config
+from sgm.modules.diffusionmodules.noise import shuffle_windowed_noise
+from sgm.modules.motion import KNOB_NAMES, MotionKnobs
 from sgm.util import instantiate_from_config
 
 logger = logging.getLogger("simple_video_sample")
@@ -309,6 +311,17 @@ def build_model_config(
     return cfg, path
 
 
+def motion_knobs_of(cfg: DictConfig, config_path: str) -> MotionKnobs:
+    """The motion knobs the model will be built with (config values, flags applied), validated."""
+    network = cfg.model.params.get("network_config")
+    params = network.get("params") if isinstance(network, DictConfig) else None
+    values = {k: params[k] for k in KNOB_NAMES if params is not None and k in params}
+    try:
+        return MotionKnobs(**values)
+    except ValueError as err:
+        raise InputError(f"{err} (config {config_path} or its flag)") from None
+
+
 def load_model(cfg: DictConfig, device: str, config_path: str = "config") -> torch.nn.Module:
     """Build model.* of `cfg` on `device` in eval mode, loading model.params.ckpt_path when set."""
     model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
@@ -397,11 +410,14 @@ def sample_video(
     azimuths_rad: Optional[List[float]] = None,
     cond_noise: Optional[torch.Tensor] = None,
     randn: Optional[torch.Tensor] = None,
+    noise_windows: Optional[Tuple[int, int]] = None,
 ) -> Dict[str, torch.Tensor]:
     """One video from one image (1, 3, H, W) in [-1, 1] on the model's device.
 
     Draws from torch's global generator: first the conditioning-frame noise, then the initial latent
-    noise (either can be passed in instead, as `cond_noise` / `randn`). Returns {"z": latents
+    noise (either can be passed in instead, as `cond_noise` / `randn`). With `noise_windows` = (w, r)
+    the latent noise is rescheduled FreeNoise-style (shuffle_windowed_noise, drawing its permutations
+    from the global generator right after the noise). Returns {"z": latents
     (T, 4, H/8, W/8), "x": decoded frames (T, 3, H, W) in about [-1, 1] (for sv3d the last one is the
     input image), "frames": x mapped to [0, 1] and clamped}.
     """
@@ -434,6 +450,8 @@ def sample_video(
         if randn is None:
             channels, factor = latent_layout(model)
             randn = torch.randn((num_frames, channels, h // factor, w // factor), device=device)
+        if noise_windows is not None:
+            randn = shuffle_windowed_noise(randn, *noise_windows)
         extra = {
             "image_only_indicator": torch.zeros(2, num_frames, device=device),
             "num_video_frames": batch["num_video_frames"],
@@ -582,8 +600,13 @@ def run(
     config: Optional[str] = None,
     ckpt_path: Optional[str] = None,
     network_overrides: Optional[Dict[str, Any]] = None,
+    shuffle_windowed_noise: bool = False,
 ) -> List[Dict[str, Any]]:
-    """Everything `sample` does; returns the JSON record of each video written."""
+    """Everything `sample` does; returns the JSON record of each video written.
+
+    `network_overrides` maps motion-knob names (sgm.modules.motion.KNOB_NAMES) to values that replace
+    the config's; they are validated with the config's other knob values before the model is built.
+    """
     if verbose:  # debug output of this script and of sgm; other libraries stay at INFO
         logging.getLogger().setLevel(logging.INFO)
         for name in (logger.name, "sgm"):
@@ -617,7 +640,18 @@ def run(
     if output_folder is None:
         output_folder = os.path.join("outputs", "simple_video_sample", version)
     output_folder = check_output_folder(output_folder)
+    unknown = sorted(set(network_overrides) - set(KNOB_NAMES))
+    if unknown:
+        raise InputError(f"unknown motion knob(s): {', '.join(unknown)}")
+    if not isinstance(shuffle_windowed_noise, bool):
+        raise InputError(f"shuffle_windowed_noise must be True or False, got {shuffle_windowed_noise!r}")
     cfg, config_path = build_model_config(version, num_frames, num_steps, config=config, ckpt_path=ckpt_path, network_overrides=network_overrides)
+    knobs = motion_knobs_of(cfg, config_path)
+    noise_windows = None
+    if shuffle_windowed_noise:
+        if knobs.attn_window_size is None:
+            raise InputError("shuffle_windowed_noise needs attn_window_size (flag or config)")
+        noise_windows = (knobs.attn_window_size, knobs.window_stride)
     resolved_ckpt = cfg.model.params.get("ckpt_path")
     if resolved_ckpt is not None:
         check_checkpoint(str(resolved_ckpt))
@@ -637,6 +671,7 @@ def run(
         "fps_id": fps_id, "motion_bucket_id": motion_bucket_id, "cond_aug": cond_aug, "seed": seed,
         "decoding_t": decoding_t, "device": device, "output_folder": output_folder,
         "config": None if config is None else str(config), "ckpt_path": None if ckpt_path is None else str(ckpt_path),
+        **network_overrides, "shuffle_windowed_noise": shuffle_windowed_noise or None,
     }
     if angles is not None:
         cli_params["elevations_deg"] = angles["elevations_deg"]
@@ -654,6 +689,7 @@ def run(
             cond_aug=cond_aug, decoding_t=decoding_t, sv3d=is_sv3d(version),
             polars_rad=None if angles is None else angles["polars_rad"],
             azimuths_rad=None if angles is None else angles["azimuths_rad"],
+            noise_windows=noise_windows,
         )
         video = frames_to_uint8(result["frames"])
         fps = fps_id + 1
@@ -685,6 +721,8 @@ def run(
                 "image_size": info["size"],
                 "sv3d_angles": angles,
                 "network_overrides": network_overrides,
+                "motion_knobs": knobs.as_dict(),
+                "shuffle_windowed_noise": shuffle_windowed_noise,
                 "command": _reproduce_command(cli_params),
                 "versions": package_versions(),
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -726,6 +764,13 @@ def sample(
     verbose: bool = False,
     config: Optional[str] = None,
     ckpt_path: Optional[str] = None,
+    temporal_attn_scale: Optional[float] = None,
+    temporal_attn_k_scale: Optional[float] = None,
+    position_embedding_frames: Optional[int] = None,
+    attn_window_size: Optional[int] = None,
+    attn_window_stride: Optional[int] = None,
+    attn_window_fusion: Optional[str] = None,
+    shuffle_windowed_noise: bool = False,
 ) -> None:
     """Sample a video from an image (or every image of a folder).
 
@@ -747,12 +792,22 @@ def sample(
         verbose: log at DEBUG level.
         config: a model config YAML to use instead of the version's shipped config.
         ckpt_path: a checkpoint to use instead of the config's model.params.ckpt_path.
+        temporal_attn_scale: s, temporal softmax scale sqrt(s / d_head) (> 1 more motion); overrides the config.
+        temporal_attn_k_scale: k, temporal keys times k; overrides the config.
+        position_embedding_frames: E, frame positions linspace(0, E-1, T); overrides the config.
+        attn_window_size: w, temporal self-attention in windows of w frames; overrides the config.
+        attn_window_stride: r, window stride (default w // 4); overrides the config.
+        attn_window_fusion: pyramid or flat; overrides the config.
+        shuffle_windowed_noise: FreeNoise rescheduling of the initial noise with the run's w and r.
+        (docs/PATCHES.md defines every knob; unset knobs keep the config's values.)
     """
-    run(**{name: value for name, value in locals().items()})
+    params = dict(locals())
+    overrides = {name: params.pop(name) for name in KNOB_NAMES}
+    run(**params, network_overrides={k: v for k, v in overrides.items() if v is not None})
 
 
 _SAMPLE_PARAMS = list(inspect.signature(sample).parameters)
-_BOOL_PARAMS = {"verbose"}
+_BOOL_PARAMS = {"verbose", "shuffle_windowed_noise"}
 
 
 def _check_flags(argv: Sequence[str]) -> None:
