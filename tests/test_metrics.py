@@ -1,0 +1,111 @@
+"""Clip metrics on hand-built clips with known answers."""
+import math
+
+import pytest
+import torch
+
+from sgm.data.synthetic_motion import render_clip
+from sgm.eval import metrics
+from sgm.eval.metrics import (
+    displacement,
+    mean_abs_frame_difference,
+    motion_metrics,
+    psnr,
+    temporal_smoothness,
+)
+
+
+def textured(size=160, seed=0):
+    """A random texture, lightly blurred so neighbouring pixels correlate (as in real frames)."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.rand(1, 3, size, size, generator=g)
+    return torch.nn.functional.avg_pool2d(noise, 3, stride=1, padding=1)[0]
+
+
+def translating(dx, dy, frames=6, size=64, seed=0):
+    """Clip whose content moves by (dx, dy) px per frame (x right, y down); no wrap-around."""
+    image = textured(seed=seed)
+    o = 48  # crop origin, leaves room for the motion either way
+    # content moving by +d appears when the crop window moves by -d
+    return torch.stack([image[:, o - dy * t : o - dy * t + size, o - dx * t : o - dx * t + size] for t in range(frames)])
+
+
+@pytest.mark.parametrize("shift", [(1, 0), (2, 1), (0, 3), (-2, -1)])
+def test_displacement_of_translation(shift):
+    dx, dy = shift
+    assert displacement(translating(dx, dy)) == pytest.approx(math.hypot(dx, dy), abs=0.5)
+
+
+def test_displacement_static_and_degenerate_clips():
+    assert displacement(translating(0, 0)) == 0.0
+    assert displacement(torch.full((5, 3, 64, 64), 0.4)) == 0.0  # no texture: no block kept
+    assert displacement(translating(1, 1)[:1]) == 0.0  # a single frame
+    assert displacement(torch.rand(3, 3, 16, 16)) == 0.0  # too small for a block and its search window
+    # the search range bounds what can be found
+    assert displacement(translating(4, 0), search=6) == pytest.approx(4.0)
+
+
+def test_displacement_tracks_synthetic_motion():
+    panning = next(c for c in (render_clip(s, pan_prob=1.0) for s in range(50)) if math.hypot(*c["pan"]) > 1.0)
+    static = next(c for c in (render_clip(s) for s in range(50)) if c["speed"] == 0.0)
+    assert displacement((panning["frames"] + 1) / 2) > 0.5
+    assert displacement((static["frames"] + 1) / 2) == 0.0
+
+
+def test_mean_abs_frame_difference():
+    static = textured()[:, :32, :32].expand(4, 3, 32, 32)
+    assert mean_abs_frame_difference(static) == 0.0
+    ramp = torch.zeros(3, 3, 8, 8)
+    ramp[1], ramp[2] = 0.2, 0.6
+    assert mean_abs_frame_difference(ramp) == pytest.approx((0.2 + 0.4) / 2)
+    assert mean_abs_frame_difference(ramp[:1]) == 0.0
+
+
+def test_psnr():
+    a = torch.rand(3, 16, 16)
+    assert psnr(a, a.clone()) == math.inf
+    zeros, quarter = torch.zeros(2, 3, 8, 8), torch.full((2, 3, 8, 8), 0.25)  # exact in float32
+    assert psnr(zeros, quarter) == pytest.approx(10 * math.log10(16.0), abs=1e-12)  # MSE 1/16
+    assert psnr(zeros, quarter, data_range=2.0) == pytest.approx(10 * math.log10(64.0), abs=1e-12)
+    half = zeros.clone()
+    half[0] = 0.5  # MSE 0.125 over the clip
+    assert psnr(half, zeros) == pytest.approx(10 * math.log10(8.0), abs=1e-12)
+    with pytest.raises(ValueError):
+        psnr(torch.zeros(3, 4, 4), torch.zeros(3, 4, 5))
+
+
+def test_temporal_smoothness():
+    g = torch.Generator().manual_seed(1)
+    start, rate = torch.rand(3, 16, 16, generator=g), torch.rand(3, 16, 16, generator=g) * 0.1
+    t = torch.arange(6.0)[:, None, None, None]
+    linear = start + rate * t  # constant-velocity intensity change
+    assert temporal_smoothness(linear) == pytest.approx(0.0, abs=1e-12)
+    jitter = linear + 0.05 * torch.randn(linear.shape, generator=g)
+    assert temporal_smoothness(jitter) > 1e-3
+    # the value is the mean squared second difference
+    steps = torch.zeros(3, 3, 2, 2)
+    steps[1] = 1.0
+    assert temporal_smoothness(steps) == pytest.approx(4.0)
+    assert temporal_smoothness(linear[:2]) == 0.0
+
+
+def test_motion_metrics_keys_and_values():
+    clip = translating(2, 0)
+    out = motion_metrics(clip)
+    assert set(out) == {"frame_diff", "displacement_px", "smoothness"}
+    assert all(type(v) is float for v in out.values())
+    assert out["displacement_px"] == pytest.approx(2.0)
+    out = motion_metrics(clip, cond_image=clip[0])
+    assert set(out) == {"frame_diff", "displacement_px", "smoothness", "psnr_frame0"}
+    assert out["psnr_frame0"] == math.inf
+    assert motion_metrics(clip, cond_image=clip[0] * 0.9)["psnr_frame0"] < 40.0
+    with pytest.raises(ValueError):
+        motion_metrics(clip[0])  # not a clip
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_metrics_on_cuda():
+    clip = translating(1, 2).cuda()
+    out = motion_metrics(clip, cond_image=clip[0])
+    assert out["displacement_px"] == pytest.approx(math.sqrt(5))
+    assert metrics.psnr(clip, clip) == math.inf
