@@ -9,9 +9,11 @@ from omegaconf import ListConfig, OmegaConf
 
 from ..checkpoint import load_checkpoint
 from ..modules import UNCONDITIONAL_CONFIG
+from ..modules.ema import LitEma
 from ..modules.autoencoding.temporal_ae import VideoDecoder
 from ..modules.diffusionmodules.wrappers import OPENAIUNETWRAPPER
 from ..util import default, get_obj_from_str, instantiate_from_config
+from .autoencoder import instantiate_optimizer
 
 
 class DiffusionEngine(pl.LightningModule):
@@ -40,8 +42,7 @@ class DiffusionEngine(pl.LightningModule):
         en_and_decode_n_samples_a_time: Optional[int] = None,
     ):
         super().__init__()
-        if use_ema:
-            raise ValueError("use_ema is not supported by sgm-motion's DiffusionEngine")
+        self.learning_rate = 1e-4  # main.py sets it from the config's base_learning_rate
         self.log_keys = log_keys
         self.input_key = input_key
         self.optimizer_config = default(optimizer_config, {"target": "torch.optim.AdamW"})
@@ -54,6 +55,8 @@ class DiffusionEngine(pl.LightningModule):
         self._init_first_stage(first_stage_config)
         self.loss_fn = instantiate_from_config(loss_fn_config) if loss_fn_config is not None else None
         self.use_ema = use_ema
+        if use_ema:
+            self.model_ema = LitEma(self.model, decay=ema_decay_rate)
         self.scale_factor = scale_factor
         self.disable_first_stage_autocast = disable_first_stage_autocast
         self.no_cond_log = no_cond_log
@@ -66,10 +69,15 @@ class DiffusionEngine(pl.LightningModule):
 
     def _init_first_stage(self, config):
         model = instantiate_from_config(config).eval()
-        model.train = lambda mode=True: model  # the first stage stays frozen and in eval mode
         for param in model.parameters():
             param.requires_grad = False
         self.first_stage_model = model
+
+    def train(self, mode: bool = True):
+        """The first stage stays frozen in eval mode."""
+        super().train(mode)
+        self.first_stage_model.eval()
+        return self
 
     def _first_stage_autocast(self, tensor: torch.Tensor):
         if tensor.is_cuda:
@@ -100,5 +108,47 @@ class DiffusionEngine(pl.LightningModule):
             z = torch.cat([self.first_stage_model.encode(x[i : i + step]) for i in range(0, x.shape[0], step)])
         return self.scale_factor * z
 
-    def forward(self, x, batch):
-        raise NotImplementedError("training is not part of sgm-motion's DiffusionEngine yet")
+    def forward(self, x: torch.Tensor, batch: Dict):
+        """Training loss for latents x (N, C, h, w) of batch: (mean loss, log dict)."""
+        loss = self.loss_fn(self.model, self.denoiser, self.conditioner, x, batch).mean()
+        return loss, {"loss": loss.detach()}
+
+    def shared_step(self, batch: Dict):
+        return self(self.encode_first_stage(batch[self.input_key]), batch)
+
+    def training_step(self, batch, batch_idx):
+        loss, log = self.shared_step(batch)
+        n = batch[self.input_key].shape[0]
+        self.log("train/loss", loss, prog_bar=True, on_step=True, batch_size=n)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=False, on_step=True, batch_size=n)
+        return loss
+
+    def on_train_batch_end(self, *args, **kwargs):
+        if self.use_ema:
+            self.model_ema(self.model)
+
+    def validation_step(self, batch, batch_idx):
+        loss, _ = self.shared_step(batch)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch[self.input_key].shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        params = list(self.model.parameters())
+        for embedder in self.conditioner.embedders:
+            if embedder.is_trainable:
+                params += list(embedder.parameters())
+        optimizer = instantiate_optimizer(params, self.learning_rate, self.optimizer_config)
+        if self.scheduler_config is None:
+            return optimizer
+        schedule = instantiate_from_config(self.scheduler_config)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=schedule)
+        return [optimizer], [{"scheduler": scheduler, "interval": "step", "frequency": 1}]
+
+    def export_state_dict(self) -> Dict[str, torch.Tensor]:
+        """Weights for inference: the EMA weights in place of the network's when EMA is on, no EMA buffers."""
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("model_ema.")}
+        if self.use_ema:
+            shadows = dict(self.model_ema.named_buffers())
+            for name, buffer in self.model_ema.names.items():
+                state["model." + name] = shadows[buffer].clone()
+        return state

@@ -41,7 +41,6 @@ class GeneralConditioner(nn.Module):
             embedder.is_trainable = cfg.get("is_trainable", False)
             embedder.ucg_rate = cfg.get("ucg_rate", 0.0)
             if not embedder.is_trainable:
-                embedder.train = _stay_in_eval
                 for param in embedder.parameters():
                     param.requires_grad = False
                 embedder.eval()
@@ -54,6 +53,14 @@ class GeneralConditioner(nn.Module):
             embedder.legacy_ucg_val = cfg.get("legacy_ucg_value", None)
             embedders.append(embedder)
         self.embedders = nn.ModuleList(embedders)
+
+    def train(self, mode: bool = True):
+        """Frozen (non-trainable) embedders stay in eval mode."""
+        super().train(mode)
+        for embedder in self.embedders:
+            if not embedder.is_trainable:
+                embedder.eval()
+        return self
 
     def possibly_get_ucg_val(self, embedder: AbstractEmbModel, batch: Dict) -> Dict:
         if embedder.legacy_ucg_val is None:
@@ -104,11 +111,6 @@ class GeneralConditioner(nn.Module):
             for e, rate in zip(self.embedders, rates):
                 e.ucg_rate = rate
         return c, uc
-
-
-def _stay_in_eval(self, mode: bool = True):
-    """Replacement for .train() on frozen embedders: they stay in eval mode."""
-    return self
 
 
 class FrozenOpenCLIPImageEmbedder(AbstractEmbModel):

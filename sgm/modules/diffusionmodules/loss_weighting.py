@@ -1,0 +1,19 @@
+"""Per-sigma weights of the denoising loss."""
+import torch
+
+
+class EDMWeighting:
+    """lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma * sigma_data)^2: unit effective weight under EDM scaling."""
+
+    def __init__(self, sigma_data: float = 0.5):
+        self.sigma_data = sigma_data
+
+    def __call__(self, sigma: torch.Tensor) -> torch.Tensor:
+        return (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
+
+
+class VWeighting(EDMWeighting):
+    """EDM weighting with sigma_data = 1, the match of v-prediction scaling (VScalingWithEDMcNoise)."""
+
+    def __init__(self):
+        super().__init__(sigma_data=1.0)
