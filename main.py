@@ -72,9 +72,12 @@ def train(config, name: str, logdir: str, seed: int, resume=None):
         save_top_k=0,
         every_n_train_steps=int(lightning.get("checkpoint_every", 500)),
     )
+    callbacks = [checkpoint]
+    if trainer_kwargs.get("enable_progress_bar", True):
+        callbacks.append(TQDMProgressBar(refresh_rate=10))
     trainer = pl.Trainer(
         default_root_dir=run_dir,
-        callbacks=[checkpoint, TQDMProgressBar(refresh_rate=10)],
+        callbacks=callbacks,
         logger=CSVLogger(logdir, name=name, version=""),
         enable_model_summary=False,
         **trainer_kwargs,

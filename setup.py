@@ -50,7 +50,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["sgm", "sgm.*"]) + sorted(config_packages),
     package_dir=config_packages,
-    package_data={pkg: ["*.yaml"] for pkg in config_packages},
+    package_data={"sgm": ["checkpoints/*.safetensors"], **{pkg: ["*.yaml"] for pkg in config_packages}},
     include_package_data=False,
     python_requires=">=3.10",
     install_requires=read_requirements(),

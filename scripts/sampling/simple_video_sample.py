@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Turn an image (or every .png/.jpg/.jpeg image in a folder) into a short video with Stable Video
-Diffusion (svd, svd_xt, svd_xt_1_1, svd_image_decoder, svd_xt_image_decoder) or an orbit with SV3D
-(sv3d_u, sv3d_p).
+Diffusion (svd, svd_xt, svd_xt_1_1, svd_image_decoder, svd_xt_image_decoder), an orbit with SV3D
+(sv3d_u, sv3d_p), or a 64x64 clip with toy_svd, the small model trained here that ships with the
+package (docs/TOY_MODEL.md).
 
 For each input image, OUTPUT_FOLDER receives NNNNNN.mp4 (H.264, fps_id + 1 frames per second),
 NNNNNN.png (the conditioning image as used) and NNNNNN.json (every parameter of the run). Existing
@@ -43,7 +44,7 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, _REPO_ROOT)
     import sgm
 from sgm.checkpoint import CheckpointError, load_checkpoint
-from sgm.configs import find_config
+from sgm.configs import find_config, resolve_shipped_path
 from sgm.modules.diffusionmodules.noise import shuffle_windowed_noise
 from sgm.modules.motion import KNOB_NAMES, MotionKnobs
 from sgm.util import instantiate_from_config
@@ -66,6 +67,7 @@ VERSION_DEFAULTS: Dict[str, Tuple[int, int]] = {
     "svd_xt_image_decoder": (25, 30),
     "sv3d_u": (21, 50),
     "sv3d_p": (21, 50),
+    "toy_svd": (8, 16),  # the small model trained here on synthetic clips; ships with the package
 }
 
 _NUMBERED_OUTPUT = re.compile(r"^(\d{6,})\.")
@@ -289,6 +291,8 @@ def build_model_config(
         raise InputError(f"config {path} has no model.params.sampler_config")
     if ckpt_path is not None:
         params.ckpt_path = str(ckpt_path)
+    if params.get("ckpt_path") is not None:
+        params.ckpt_path = resolve_shipped_path(str(params.ckpt_path))
     sampler = params.sampler_config
     if sampler.get("params") is None:
         sampler.params = {}
@@ -776,9 +780,9 @@ def sample(
 
     Args:
         input_path: an image file, or a folder whose .png/.jpg/.jpeg files are all used.
-        num_frames: frames to generate (default per version: svd 14, svd_xt 25, sv3d 21).
-        num_steps: sampler steps (default per version: svd 25, svd_xt 30, sv3d 50).
-        version: svd, svd_xt, svd_xt_1_1, svd_image_decoder, svd_xt_image_decoder, sv3d_u or sv3d_p.
+        num_frames: frames to generate (default per version: svd 14, svd_xt 25, sv3d 21, toy_svd 8).
+        num_steps: sampler steps (default per version: svd 25, svd_xt 30, sv3d 50, toy_svd 16).
+        version: svd, svd_xt, svd_xt_1_1, svd_image_decoder, svd_xt_image_decoder, sv3d_u, sv3d_p or toy_svd.
         fps_id: frame-rate conditioning (SVD); the mp4 plays at fps_id + 1 frames per second.
         motion_bucket_id: amount-of-motion conditioning (SVD), 0..255.
         cond_aug: noise added to the conditioning image (default 0.02; 1e-5 for sv3d versions).

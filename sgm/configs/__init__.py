@@ -41,3 +41,14 @@ def find_config(group: str, name: str) -> Optional[str]:
         if os.path.isfile(path):
             return path
     return None
+
+
+def resolve_shipped_path(path: str) -> str:
+    """`path` as given when it exists (relative to the working directory), else, for a relative path,
+    the same path under the folder that holds the `sgm` package (files shipped with the package, such
+    as sgm/checkpoints/toy_svd.safetensors, in a checkout or an install); unchanged when neither exists."""
+    if os.path.exists(path) or os.path.isabs(path):
+        return path
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shipped = os.path.join(package_parent, path)
+    return shipped if os.path.exists(shipped) else path
