@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train a model from YAML configs (upstream sgm's schema) with pytorch_lightning.
 
-    python main.py --base configs/toy/autoencoder.yaml [more.yaml ...] [--name NAME] [--logdir logs]
+    python main.py --base scripts/sampling/configs/toy_svd.yaml configs/toy/svd_train.yaml [more.yaml ...] [--name NAME] [--logdir logs]
                    [--seed 23] [--resume CKPT] [dotted.key=value ...]
 
 Configs are merged left to right, then the `key=value` overrides are set (values parsed as YAML;

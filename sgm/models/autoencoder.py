@@ -5,7 +5,6 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint
 from ..util import instantiate_from_config
 
 
@@ -24,11 +23,9 @@ class AutoencodingEngine(pl.LightningModule):
         ema_decay: Optional[float] = None,
         monitor: Optional[str] = None,
         input_key: str = "jpg",
-        ckpt_path: Optional[str] = None,
         **kwargs,
     ):
         super().__init__()
-        self.learning_rate = 1e-4  # main.py sets it from the config's base_learning_rate
         self.input_key = input_key
         self.monitor = monitor
         self.encoder = instantiate_from_config(encoder_config)
@@ -37,9 +34,6 @@ class AutoencodingEngine(pl.LightningModule):
         self.regularization = instantiate_from_config(regularizer_config)
         self.optimizer_config = optimizer_config
         self.lr_g_factor = lr_g_factor
-        self.ckpt_path = ckpt_path
-        if ckpt_path is not None and type(self) is AutoencodingEngine:
-            load_checkpoint(self, ckpt_path)
 
     def get_last_layer(self):
         return self.decoder.get_last_layer()
@@ -58,35 +52,7 @@ class AutoencodingEngine(pl.LightningModule):
         z, reg_log = self.encode(x, return_reg_log=True)
         return z, self.decode(z, **decoder_kwargs), reg_log
 
-    def _decoder_kwargs(self, batch) -> dict:
-        from ..modules.autoencoding.temporal_ae import VideoDecoder
 
-        return {"timesteps": batch["num_video_frames"]} if isinstance(self.decoder, VideoDecoder) else {}
-
-    def _step(self, batch, split: str) -> torch.Tensor:
-        x = batch[self.input_key]
-        _, x_rec, reg_log = self(x, **self._decoder_kwargs(batch))
-        loss, log = self.loss(x, x_rec, reg_log)
-        self.log_dict({f"{split}/{k}": v for k, v in log.items()}, prog_bar=split == "train", batch_size=x.shape[0])
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer_config = self.optimizer_config or {"target": "torch.optim.Adam", "params": {"betas": (0.5, 0.9)}}
-        return instantiate_optimizer(params, self.learning_rate * self.lr_g_factor, optimizer_config)
-
-
-def instantiate_optimizer(params, lr: float, config) -> torch.optim.Optimizer:
-    """`config.target(params, lr=lr, **config.params)`."""
-    from ..util import get_obj_from_str
-
-    return get_obj_from_str(config["target"])(params, lr=lr, **(config.get("params") or {}))
 
 
 class AutoencodingEngineLegacy(AutoencodingEngine):
@@ -95,6 +61,7 @@ class AutoencodingEngineLegacy(AutoencodingEngine):
     def __init__(self, embed_dim: int, **kwargs):
         self.max_batch_size = kwargs.pop("max_batch_size", None)
         ddconfig = kwargs.pop("ddconfig")
+        kwargs.pop("ckpt_path", None)
         kwargs.pop("ckpt_engine", None)
         super().__init__(
             encoder_config={"target": "sgm.modules.diffusionmodules.model.Encoder", "params": ddconfig},
@@ -105,13 +72,6 @@ class AutoencodingEngineLegacy(AutoencodingEngine):
         self.quant_conv = nn.Conv2d(moments * ddconfig["z_channels"], moments * embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(embed_dim, ddconfig["z_channels"], 1)
         self.embed_dim = embed_dim
-        if self.ckpt_path is not None:
-            # an AutoencodingEngine checkpoint has no quant convs: start them as identities
-            for conv in (self.quant_conv, self.post_quant_conv):
-                if conv.in_channels == conv.out_channels:
-                    nn.init.dirac_(conv.weight)
-                    nn.init.zeros_(conv.bias)
-            load_checkpoint(self, self.ckpt_path)
 
     def _chunks(self, x):
         step = self.max_batch_size or x.shape[0]

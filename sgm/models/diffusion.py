@@ -13,7 +13,6 @@ from ..modules.ema import LitEma
 from ..modules.autoencoding.temporal_ae import VideoDecoder
 from ..modules.diffusionmodules.wrappers import OPENAIUNETWRAPPER
 from ..util import default, get_obj_from_str, instantiate_from_config
-from .autoencoder import instantiate_optimizer
 
 
 class DiffusionEngine(pl.LightningModule):
@@ -137,7 +136,8 @@ class DiffusionEngine(pl.LightningModule):
         for embedder in self.conditioner.embedders:
             if embedder.is_trainable:
                 params += list(embedder.parameters())
-        optimizer = instantiate_optimizer(params, self.learning_rate, self.optimizer_config)
+        optimizer_cls = get_obj_from_str(self.optimizer_config["target"])
+        optimizer = optimizer_cls(params, lr=self.learning_rate, **(self.optimizer_config.get("params") or {}))
         if self.scheduler_config is None:
             return optimizer
         schedule = instantiate_from_config(self.scheduler_config)

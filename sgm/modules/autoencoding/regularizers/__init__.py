@@ -20,3 +20,13 @@ class DiagonalGaussianRegularizer(nn.Module):
         z = posterior.sample() if self.sample else posterior.mode()
         kl_loss = posterior.kl()
         return z, {"kl_loss": torch.sum(kl_loss) / kl_loss.shape[0]}
+
+
+class IdentityRegularizer(nn.Module):
+    """No regularization: the encoder output is the latent (for fixed, invertible first stages)."""
+
+    def get_trainable_parameters(self):
+        yield from ()
+
+    def forward(self, z: torch.Tensor):
+        return z, {}
