@@ -814,19 +814,17 @@ _SAMPLE_PARAMS = list(inspect.signature(sample).parameters)
 _BOOL_PARAMS = {"verbose", "shuffle_windowed_noise"}
 
 
-def _check_flags(argv: Sequence[str]) -> None:
+def _check_flags(argv: Sequence[str], known: Sequence[str], booleans: Sequence[str]) -> None:
     """Refuse unknown --flags with one line (Fire would print a usage screen)."""
     for token in argv:
         if token == "--":
             break
-        if not token.startswith("--") or token in ("--help",):
+        if not token.startswith("--") or token == "--help":
             continue
         name = token[2:].split("=", 1)[0].replace("-", "_")
-        if name in _SAMPLE_PARAMS:
+        if name in known or (name.startswith("no") and name[2:].lstrip("_") in booleans):
             continue
-        if name.startswith("no") and name[2:].lstrip("_") in _BOOL_PARAMS:
-            continue
-        raise InputError(f"unknown option {token.split('=', 1)[0]}; options: " + ", ".join("--" + p for p in _SAMPLE_PARAMS))
+        raise InputError(f"unknown option {token.split('=', 1)[0]}; options: " + ", ".join("--" + p for p in known))
 
 
 def _one_line(err: BaseException) -> str:
@@ -834,24 +832,30 @@ def _one_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def run_cli(command, argv: Sequence[str], name: str, known: Sequence[str], booleans: Sequence[str], log: logging.Logger) -> int:
+    """Run a Fire command with the scripts' error contract: bad input is one `error:` line and exit 2,
+    other failures one line and exit 1 (traceback with --verbose), an interrupt exit 130."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        _check_flags(argv)
-        fire.Fire(sample, command=argv, name="simple_video_sample.py")
+        _check_flags(argv, known, booleans)
+        fire.Fire(command, command=list(argv), name=name)
     except (InputError, CheckpointError) as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except (OSError, ValueError, RuntimeError) as err:
-        logger.debug("failed", exc_info=True)
-        hint = "" if logger.isEnabledFor(logging.DEBUG) else " (--verbose shows the traceback)"
+        log.debug("failed", exc_info=True)
+        hint = "" if log.isEnabledFor(logging.DEBUG) else " (--verbose shows the traceback)"
         print(f"error: {type(err).__name__}: {_one_line(err)}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_cli(sample, argv, "simple_video_sample.py", _SAMPLE_PARAMS, _BOOL_PARAMS, logger)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-import fire  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig, ListConfig, OmegaConf  # noqa: E402
@@ -914,37 +913,9 @@ _SWEEP_PARAMS = list(inspect.signature(sweep).parameters)
 _BOOL_PARAMS = {"verbose", "resume", "shuffle_windowed_noise"}
 
 
-def _check_flags(argv: Sequence[str]) -> None:
-    """Refuse unknown --flags with one line (Fire would print a usage screen)."""
-    for token in argv:
-        if token == "--":
-            break
-        if not token.startswith("--") or token == "--help":
-            continue
-        name = token[2:].split("=", 1)[0].replace("-", "_")
-        if name in _SWEEP_PARAMS or (name.startswith("no") and name[2:].lstrip("_") in _BOOL_PARAMS):
-            continue
-        raise InputError(f"unknown option {token.split('=', 1)[0]}; options: " + ", ".join("--" + p for p in _SWEEP_PARAMS))
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        _check_flags(argv)
-        fire.Fire(sweep, command=argv, name="sweep.py")
-    except (InputError, CheckpointError) as err:
-        print(f"error: {svs._one_line(err)}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError, RuntimeError) as err:
-        logger.debug("failed", exc_info=True)
-        hint = "" if logger.isEnabledFor(logging.DEBUG) else " (--verbose shows the traceback)"
-        print(f"error: {type(err).__name__}: {svs._one_line(err)}{hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return svs.run_cli(sweep, argv, "sweep.py", _SWEEP_PARAMS, _BOOL_PARAMS, logger)
 
 
 if __name__ == "__main__":
