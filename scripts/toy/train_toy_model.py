@@ -3,9 +3,11 @@
 
     python scripts/toy/train_toy_model.py [--logdir logs] [--steps 3000]
 
-1. scale_factor = 1 / std of the first-stage latents (the pixels, rearranged) of held-out
-   synthetic clips, written into scripts/sampling/configs/toy_svd.yaml;
-2. the diffusion model: main.py's trainer on toy_svd.yaml + configs/toy/svd_train.yaml;
+1. the first stage: the top principal directions of 4x4 pixel blocks of synthetic clips
+   (LOGDIR/toy_first_stage.safetensors), and scale_factor = 1 / std of its latents, written into
+   scripts/sampling/configs/toy_svd.yaml;
+2. the diffusion model: main.py's trainer on toy_svd.yaml + configs/toy/svd_train.yaml, with that
+   first stage loaded into the first_stage_model and into the conditioning-frame encoder;
 3. the EMA weights exported as float16 safetensors to sgm/checkpoints/toy_svd.safetensors.
 A summary (time, steps, losses) goes to LOGDIR/toy_train_summary.json.
 """
@@ -35,12 +37,19 @@ EXPORT = os.path.join(REPO, "sgm", "checkpoints", "toy_svd.safetensors")
 
 
 @torch.no_grad()
-def latent_scale_factor(config, clips: int = 64) -> float:
-    """1 / std of the first stage's latents over held-out synthetic clips."""
-    first_stage = instantiate_from_config(config.model.params.first_stage_config).eval()
-    data = SyntheticMotionClips(clips, seed=12345, num_frames=config.data.params.num_frames, size=config.data.params.size)
-    frames = collate_video([data[i] for i in range(clips)])["jpg"]
-    return float(1.0 / first_stage.encode(frames).std())
+def fit_first_stage(config, path: str, clips: int = 96) -> float:
+    """Fit the patch projection to synthetic clips (PCA), save it to `path`; returns 1 / latent std."""
+    first_stage = instantiate_from_config(config.model.params.first_stage_config)
+    encoder, decoder = first_stage.encoder, first_stage.decoder
+    data = SyntheticMotionClips(clips, seed=12345, num_frames=config.data.params.num_frames, size=config.data.params.size, pan_prob=config.data.params.pan_prob)
+    frames = collate_video([data[i] for i in range(clips)])["jpg"].double()
+    blocks = torch.nn.functional.pixel_unshuffle(frames, encoder.patch_size).permute(0, 2, 3, 1).flatten(0, 2)
+    mean = blocks.mean(0)
+    _, vectors = torch.linalg.eigh(torch.cov((blocks - mean).T))
+    basis = vectors.flip(1)[:, : encoder.proj.out_channels].T  # (k, C*p*p), largest variance first
+    decoder.set_basis(encoder, basis.float(), mean.float())
+    save_file({k: v.contiguous() for k, v in first_stage.state_dict().items()}, path)
+    return float(1.0 / first_stage.encode(frames.float()).std())
 
 
 def set_scale_factor(path: str, value: float) -> None:
@@ -68,7 +77,9 @@ def main():
     summary = {"device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads()}
 
     config = OmegaConf.merge(OmegaConf.load(INFERENCE_CONFIG), OmegaConf.load(TRAIN_CONFIG))
-    scale = latent_scale_factor(config)
+    os.makedirs(args.logdir, exist_ok=True)
+    first_stage = os.path.join(args.logdir, "toy_first_stage.safetensors")
+    scale = fit_first_stage(config, first_stage)
     set_scale_factor(INFERENCE_CONFIG, scale)
     config.model.params.scale_factor = scale
     summary["scale_factor"] = scale
@@ -78,6 +89,8 @@ def main():
     embedders = config.model.params.conditioner_config.params.emb_models
     embedders[0].ucg_rate = 0.15  # CLIP embedding dropped for 15% of clips (classifier-free guidance)
     embedders[3].ucg_rate = 0.15  # conditioning latent likewise
+    embedders[3].params.encoder_config.params.ckpt_path = first_stage
+    config.model.params.first_stage_config.params.ckpt_path = first_stage
     start = time.time()
     run_dir = train(config, "toy_svd", args.logdir, args.seed)
     losses = logged(run_dir, "train/loss")

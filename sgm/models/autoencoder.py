@@ -5,6 +5,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from ..checkpoint import load_checkpoint
 from ..util import instantiate_from_config
 
 
@@ -23,6 +24,7 @@ class AutoencodingEngine(pl.LightningModule):
         ema_decay: Optional[float] = None,
         monitor: Optional[str] = None,
         input_key: str = "jpg",
+        ckpt_path: Optional[str] = None,
         **kwargs,
     ):
         super().__init__()
@@ -34,6 +36,8 @@ class AutoencodingEngine(pl.LightningModule):
         self.regularization = instantiate_from_config(regularizer_config)
         self.optimizer_config = optimizer_config
         self.lr_g_factor = lr_g_factor
+        if ckpt_path is not None:
+            load_checkpoint(self, ckpt_path)
 
     def get_last_layer(self):
         return self.decoder.get_last_layer()
