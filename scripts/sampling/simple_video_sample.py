@@ -54,8 +54,6 @@ logger = logging.getLogger("simple_video_sample")
 SCRIPT_PATH = os.path.relpath(os.path.abspath(__file__), _REPO_ROOT) if __file__ else "simple_video_sample.py"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SIDE_MULTIPLE = 64  # both image sides must be multiples of this (VAE factor 8 times the UNet's downsampling)
-LATENT_CHANNELS = 4
-LATENT_FACTOR = 8  # fallbacks when the first stage does not tell (see latent_layout)
 SV3D_COND_AUG = 1e-5
 
 # version -> (default num_frames, default num_steps)
@@ -364,19 +362,12 @@ def conditioner_input_keys(conditioner) -> List[str]:
     return keys
 
 
-def latent_layout(model) -> Tuple[int, int]:
-    """(latent channels, downsampling factor) of the model's first stage; (4, 8) for the released models."""
-    first_stage = getattr(model, "first_stage_model", None)
-    decoder = getattr(first_stage, "decoder", None)
-    channels, factor = LATENT_CHANNELS, LATENT_FACTOR
-    if decoder is not None and hasattr(decoder, "num_resolutions"):
-        factor = 2 ** (decoder.num_resolutions - 1)
-    post_quant = getattr(first_stage, "post_quant_conv", None)
-    if isinstance(post_quant, torch.nn.Conv2d):
-        channels = post_quant.in_channels
-    elif isinstance(getattr(decoder, "conv_in", None), torch.nn.Conv2d):
-        channels = decoder.conv_in.in_channels
-    return channels, factor
+def latent_shape(model, c: Dict[str, torch.Tensor], height: int, width: int, device) -> Tuple[int, int, int]:
+    """(channels, h, w) of one frame's latent: that of the conditioning-frame latent (cond["concat"])
+    when the model has one, else the first stage's encoding of a blank frame."""
+    if "concat" in c:
+        return tuple(c["concat"].shape[1:])
+    return tuple(model.encode_first_stage(torch.zeros(1, 3, height, width, device=device)).shape[1:])
 
 
 def get_batch(keys: Sequence[str], value_dict: Dict[str, Any], num_frames: int, device) -> Tuple[Dict, Dict]:
@@ -452,8 +443,7 @@ def sample_video(
                 c[key] = torch.repeat_interleave(c[key], num_frames, dim=0)
                 uc[key] = torch.repeat_interleave(uc[key], num_frames, dim=0)
         if randn is None:
-            channels, factor = latent_layout(model)
-            randn = torch.randn((num_frames, channels, h // factor, w // factor), device=device)
+            randn = torch.randn((num_frames, *latent_shape(model, c, h, w, device)), device=device)
         if noise_windows is not None:
             randn = shuffle_windowed_noise(randn, *noise_windows)
         extra = {

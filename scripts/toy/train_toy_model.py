@@ -1,14 +1,17 @@
 #!/usr/bin/env python
 """Train the embedded toy model from scratch and export it: the one command behind toy_svd.
 
-    python scripts/toy/train_toy_model.py [--logdir logs] [--steps 3000]
+    python scripts/toy/train_toy_model.py [--logdir logs] [--steps 3600] [--finetune_steps 2400]
 
 1. the first stage: the top principal directions of 4x4 pixel blocks of synthetic clips
    (LOGDIR/toy_first_stage.safetensors), and scale_factor = 1 / std of its latents, written into
    scripts/sampling/configs/toy_svd.yaml;
 2. the diffusion model: main.py's trainer on toy_svd.yaml + configs/toy/svd_train.yaml, with that
-   first stage loaded into the first_stage_model and into the conditioning-frame encoder;
-3. the EMA weights exported as float16 safetensors to sgm/checkpoints/toy_svd.safetensors.
+   first stage loaded into the first_stage_model and into the conditioning-frame encoder
+   (LOGDIR/toy_svd), noise levels log(sigma) ~ N(0.7, 1.6^2) as SVD;
+3. a fine-tune from those weights (EMA included) with a fresh optimiser and schedule and lower noise
+   levels, log(sigma) ~ N(-0.6, 1.6^2), which the first phase left under-trained (LOGDIR/toy_svd_finetune);
+4. the EMA weights exported as float16 safetensors to sgm/checkpoints/toy_svd.safetensors.
 A summary (time, steps, losses) goes to LOGDIR/toy_train_summary.json.
 """
 import argparse
@@ -61,17 +64,19 @@ def set_scale_factor(path: str, value: float) -> None:
     open(path, "w").write(text)
 
 
-def logged(run_dir: str, key: str) -> list:
+def mean_tail(run_dir: str, key: str = "train/loss", n: int = 20) -> float:
+    """Mean of the last n logged values of `key` in the run's metrics.csv (nan if none)."""
     path = os.path.join(run_dir, "metrics.csv")
-    if not os.path.isfile(path):
-        return []
-    return [float(row[key]) for row in csv.DictReader(open(path)) if row.get(key)]
+    values = [float(row[key]) for row in csv.DictReader(open(path)) if row.get(key)] if os.path.isfile(path) else []
+    return sum(values[-n:]) / len(values[-n:]) if values else float("nan")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logdir", default="logs")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=3600)
+    parser.add_argument("--finetune_steps", type=int, default=2400)
+    parser.add_argument("--finetune_only", action="store_true", help="reuse LOGDIR/toy_svd from an earlier run")
     parser.add_argument("--seed", type=int, default=23)
     args = parser.parse_args()
     summary = {"device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads()}
@@ -79,7 +84,7 @@ def main():
     config = OmegaConf.merge(OmegaConf.load(INFERENCE_CONFIG), OmegaConf.load(TRAIN_CONFIG))
     os.makedirs(args.logdir, exist_ok=True)
     first_stage = os.path.join(args.logdir, "toy_first_stage.safetensors")
-    scale = fit_first_stage(config, first_stage)
+    scale = fit_first_stage(config, first_stage)  # deterministic: a rerun gives the same basis
     set_scale_factor(INFERENCE_CONFIG, scale)
     config.model.params.scale_factor = scale
     summary["scale_factor"] = scale
@@ -92,10 +97,18 @@ def main():
     embedders[3].params.encoder_config.params.ckpt_path = first_stage
     config.model.params.first_stage_config.params.ckpt_path = first_stage
     start = time.time()
-    run_dir = train(config, "toy_svd", args.logdir, args.seed)
-    losses = logged(run_dir, "train/loss")
-    tail = losses[-20:] or [float("nan")]
-    summary["diffusion"] = {"steps": args.steps, "seconds": round(time.time() - start), "mean_train_loss_last_20_logs": sum(tail) / len(tail)}
+    run_dir = os.path.join(args.logdir, "toy_svd")
+    if not args.finetune_only:
+        train(config, "toy_svd", args.logdir, args.seed)
+    summary["diffusion"] = {"steps": args.steps, "seconds": round(time.time() - start), "mean_train_loss_last_20_logs": mean_tail(run_dir)}
+
+    config.model.params.ckpt_path = os.path.join(run_dir, "checkpoints", "last.ckpt")
+    config.model.params.loss_fn_config.params.sigma_sampler_config.params.p_mean = -0.6
+    config.lightning.trainer.max_steps = args.finetune_steps
+    config.model.params.scheduler_config.params.cycle_length = args.finetune_steps
+    start = time.time()
+    run_dir = train(config, "toy_svd_finetune", args.logdir, args.seed + 1)
+    summary["finetune"] = {"steps": args.finetune_steps, "seconds": round(time.time() - start), "mean_train_loss_last_20_logs": mean_tail(run_dir)}
 
     model = instantiate_from_config(config.model)
     load_checkpoint(model, os.path.join(run_dir, "checkpoints", "last.ckpt"))
