@@ -16,9 +16,10 @@ def test_quickstart_is_two_command_lines():
     lines = quickstart_lines()
     assert len(lines) == 2
     assert all(line.strip() and not line.lstrip().startswith("#") for line in lines)
-    assert "simple_video_sample.py" in lines[0] and "assets/test_image.png" in lines[0]
+    assert "simple_video_sample.py" in lines[0] and "--version toy_svd" in lines[0]
     assert "pytest" in lines[1]
-    for path in ("assets/test_image.png", "tests/fixtures/upstream_parity/tiny_svd.yaml", "requirements.txt", "setup.py"):
+    image = re.search(r"--input_path (\S+)", lines[0]).group(1)
+    for path in (image, "sgm/checkpoints/toy_svd.safetensors", "scripts/sampling/configs/toy_svd.yaml", "requirements.txt", "setup.py"):
         assert (REPO / path).is_file(), path
 
 
