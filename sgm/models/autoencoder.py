@@ -14,33 +14,24 @@ class AutoencodingEngine(pl.LightningModule):
 
     def __init__(
         self,
-        *args,
         encoder_config,
         decoder_config,
         loss_config,
         regularizer_config,
-        optimizer_config=None,
-        lr_g_factor: float = 1.0,
-        ema_decay: Optional[float] = None,
-        monitor: Optional[str] = None,
         input_key: str = "jpg",
         ckpt_path: Optional[str] = None,
-        **kwargs,
+        **training_only,
     ):
+        """`training_only`: upstream's autoencoder-training keys (optimizer_config, lr_g_factor,
+        monitor, ema_decay, ...), accepted so its configs load, and unused."""
         super().__init__()
         self.input_key = input_key
-        self.monitor = monitor
         self.encoder = instantiate_from_config(encoder_config)
         self.decoder = instantiate_from_config(decoder_config)
         self.loss = instantiate_from_config(loss_config)
         self.regularization = instantiate_from_config(regularizer_config)
-        self.optimizer_config = optimizer_config
-        self.lr_g_factor = lr_g_factor
         if ckpt_path is not None:
             load_checkpoint(self, ckpt_path)
-
-    def get_last_layer(self):
-        return self.decoder.get_last_layer()
 
     def encode(self, x: torch.Tensor, return_reg_log: bool = False, unregularized: bool = False):
         z = self.encoder(x)

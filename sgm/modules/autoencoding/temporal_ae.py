@@ -85,9 +85,6 @@ class VideoDecoder(Decoder):
         self.time_mode = time_mode
         super().__init__(*args, **kwargs)
 
-    def get_last_layer(self, skip_time_mix=False, **kwargs):
-        return self.conv_out.weight if skip_time_mix else self.conv_out.time_mix_conv.weight
-
     def _make_conv(self):
         return partial(AE3DConv, video_kernel_size=self.video_kernel_size)
 

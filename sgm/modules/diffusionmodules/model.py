@@ -245,9 +245,6 @@ class Decoder(nn.Module):
     def _make_conv(self):
         return nn.Conv2d
 
-    def get_last_layer(self, **kwargs):
-        return self.conv_out.weight
-
     def forward(self, z, **kwargs):
         h = self.conv_in(z)
         h = self.mid.block_1(h, None, **kwargs)
