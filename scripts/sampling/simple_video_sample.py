@@ -45,8 +45,8 @@ except ImportError:  # run from a checkout without installing
     import sgm
 from sgm.checkpoint import CheckpointError, load_checkpoint
 from sgm.configs import find_config, resolve_shipped_path
-from sgm.modules.diffusionmodules.noise import shuffle_windowed_noise
-from sgm.modules.motion import KNOB_NAMES, MotionKnobs
+from sgm.modules.diffusionmodules.noise import correlate_noise, shuffle_windowed_noise
+from sgm.modules.motion import KNOB_NAMES, MotionKnobs, bucket_motion_score, latent_motion_score
 from sgm.util import instantiate_from_config
 
 logger = logging.getLogger("simple_video_sample")
@@ -313,6 +313,15 @@ def build_model_config(
     return cfg, path
 
 
+def noise_windows_of(knobs: MotionKnobs, motion_bucket_id: int) -> Tuple[int, int]:
+    """(w, r) for shuffle_windowed_noise: the run's window, for an auto window the one of step 0
+    (sized by the motion bucket, the only motion score known before sampling)."""
+    knobs = knobs.resolved(bucket_motion_score(motion_bucket_id))
+    if knobs.attn_window_size is None:
+        raise InputError("shuffle_windowed_noise needs attn_window_size (flag or config)")
+    return knobs.attn_window_size, knobs.window_stride
+
+
 def motion_knobs_of(cfg: DictConfig, config_path: str) -> MotionKnobs:
     """The motion knobs the model will be built with (config values, flags applied), validated."""
     network = cfg.model.params.get("network_config")
@@ -410,11 +419,19 @@ def sample_video(
     """One video from one image (1, 3, H, W) in [-1, 1] on the model's device.
 
     Draws from torch's global generator: first the conditioning-frame noise, then the initial latent
-    noise (either can be passed in instead, as `cond_noise` / `randn`). With `noise_windows` = (w, r)
-    the latent noise is rescheduled FreeNoise-style (shuffle_windowed_noise, drawing its permutations
-    from the global generator right after the noise). Returns {"z": latents
-    (T, 4, H/8, W/8), "x": decoded frames (T, 3, H, W) in about [-1, 1] (for sv3d the last one is the
-    input image), "frames": x mapped to [0, 1] and clamped}.
+    noise (either can be passed in instead, as `cond_noise` / `randn`), then, when the UNet's
+    noise_correlation rho > 0, the shared noise frame that correlates it (correlate_noise). With
+    `noise_windows` = (w, r) the latent noise is then rescheduled FreeNoise-style
+    (shuffle_windowed_noise, drawing its permutations from the global generator).
+
+    With attn_window_size auto the window is sized before step 0 from motion_bucket_id / 255 and,
+    with attn_window_motion latent, after every step from that step's guided denoised estimate
+    (latent_motion_score); the UNet's previous score is restored at the end.
+
+    Returns {"z": latents (T, 4, H/8, W/8), "x": decoded frames (T, 3, H, W) in about [-1, 1] (for
+    sv3d the last one is the input image), "frames": x mapped to [0, 1] and clamped,
+    "window_schedule": per step {"step", "sigma", "motion_score", "source", "window_size"} for an
+    auto window, else None}.
     """
     device = image.device
     h, w = image.shape[-2:]
@@ -442,8 +459,11 @@ def sample_video(
             if key in c:
                 c[key] = torch.repeat_interleave(c[key], num_frames, dim=0)
                 uc[key] = torch.repeat_interleave(uc[key], num_frames, dim=0)
+        unet = model.model.diffusion_model
+        knobs = getattr(unet, "motion_knobs", MotionKnobs())
         if randn is None:
             randn = torch.randn((num_frames, *latent_shape(model, c, h, w, device)), device=device)
+        randn = correlate_noise(randn, knobs.noise_correlation)
         if noise_windows is not None:
             randn = shuffle_windowed_noise(randn, *noise_windows)
         extra = {
@@ -454,13 +474,32 @@ def sample_video(
         def denoiser(x, sigma, cond):
             return model.denoiser(model.model, x, sigma, cond, **extra)
 
-        samples_z = model.sampler(denoiser, randn.to(device), cond=c, uc=uc)
+        schedule = None
+        callback = None
+        if knobs.adaptive_window:
+            schedule, previous_score = [], unet.motion_score
+            state = {"score": bucket_motion_score(motion_bucket_id), "source": "bucket"}
+            unet.set_motion_score(state["score"])
+
+            def callback(info):  # after step i: log the window it used, then size the next one
+                window = knobs.resolved(state["score"]).attn_window_size
+                schedule.append({"step": info["i"], "sigma": float(info["sigma"].flatten()[0]),
+                                 "motion_score": state["score"], "source": state["source"], "window_size": window})
+                if knobs.attn_window_motion == "latent":
+                    state.update(score=latent_motion_score(info["denoised"], num_frames), source="latent")
+                    unet.set_motion_score(state["score"])
+
+        try:
+            samples_z = model.sampler(denoiser, randn.to(device), cond=c, uc=uc, callback=callback)
+        finally:
+            if schedule is not None:
+                unet.set_motion_score(previous_score)
         model.en_and_decode_n_samples_a_time = decoding_t
         samples_x = model.decode_first_stage(samples_z)
         if sv3d:
             samples_x[-1:] = value_dict["cond_frames_without_noise"]
         frames = torch.clamp((samples_x + 1.0) / 2.0, min=0.0, max=1.0)
-    return {"z": samples_z, "x": samples_x, "frames": frames}
+    return {"z": samples_z, "x": samples_x, "frames": frames, "window_schedule": schedule}
 
 
 def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:
@@ -552,6 +591,19 @@ def write_video(frames: np.ndarray, final_path: str, fps: int) -> None:
             os.unlink(tmp)
 
 
+def write_gif(frames: np.ndarray, final_path: str, fps: int) -> None:
+    """Endlessly looping GIF of uint8 frames (T, H, W, 3) at `fps`, written to a temp file and moved into place."""
+    images = [Image.fromarray(frame) for frame in frames]
+    tmp = _temp_path(os.path.dirname(final_path), ".gif")
+    try:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                       duration=round(1000 / fps), disposal=1)
+        _publish(tmp, final_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def package_versions() -> Dict[str, str]:
     versions = {"sgm-motion": sgm.__version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
     for dist in ("pillow", "omegaconf", "safetensors", "imageio", "imageio-ffmpeg"):
@@ -595,6 +647,7 @@ def run(
     ckpt_path: Optional[str] = None,
     network_overrides: Optional[Dict[str, Any]] = None,
     shuffle_windowed_noise: bool = False,
+    gif: bool = False,
 ) -> List[Dict[str, Any]]:
     """Everything `sample` does; returns the JSON record of each video written.
 
@@ -637,15 +690,12 @@ def run(
     unknown = sorted(set(network_overrides) - set(KNOB_NAMES))
     if unknown:
         raise InputError(f"unknown motion knob(s): {', '.join(unknown)}")
-    if not isinstance(shuffle_windowed_noise, bool):
-        raise InputError(f"shuffle_windowed_noise must be True or False, got {shuffle_windowed_noise!r}")
+    for name, flag in (("shuffle_windowed_noise", shuffle_windowed_noise), ("gif", gif)):
+        if not isinstance(flag, bool):
+            raise InputError(f"{name} must be True or False, got {flag!r}")
     cfg, config_path = build_model_config(version, num_frames, num_steps, config=config, ckpt_path=ckpt_path, network_overrides=network_overrides)
     knobs = motion_knobs_of(cfg, config_path)
-    noise_windows = None
-    if shuffle_windowed_noise:
-        if knobs.attn_window_size is None:
-            raise InputError("shuffle_windowed_noise needs attn_window_size (flag or config)")
-        noise_windows = (knobs.attn_window_size, knobs.window_stride)
+    noise_windows = noise_windows_of(knobs, motion_bucket_id) if shuffle_windowed_noise else None
     resolved_ckpt = cfg.model.params.get("ckpt_path")
     if resolved_ckpt is not None:
         check_checkpoint(str(resolved_ckpt))
@@ -665,7 +715,7 @@ def run(
         "fps_id": fps_id, "motion_bucket_id": motion_bucket_id, "cond_aug": cond_aug, "seed": seed,
         "decoding_t": decoding_t, "device": device, "output_folder": output_folder,
         "config": None if config is None else str(config), "ckpt_path": None if ckpt_path is None else str(ckpt_path),
-        **network_overrides, "shuffle_windowed_noise": shuffle_windowed_noise or None,
+        **network_overrides, "shuffle_windowed_noise": shuffle_windowed_noise or None, "gif": gif or None,
     }
     if angles is not None:
         cli_params["elevations_deg"] = angles["elevations_deg"]
@@ -717,6 +767,8 @@ def run(
                 "network_overrides": network_overrides,
                 "motion_knobs": knobs.as_dict(),
                 "shuffle_windowed_noise": shuffle_windowed_noise,
+                "attn_window_schedule": result["window_schedule"],
+                "gif": stem + ".gif" if gif else None,
                 "command": _reproduce_command(cli_params),
                 "versions": package_versions(),
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -730,11 +782,14 @@ def run(
             write_png(image, stem + ".png")
             written.append(stem + ".png")
             write_video(video, stem + ".mp4", fps)
+            written.append(stem + ".mp4")
+            if gif:
+                write_gif(video, stem + ".gif", fps)
         except BaseException:
             for leftover in written:  # only files this run created: give the number back
                 os.unlink(leftover)
             raise
-        print(f"wrote {stem}.mp4")
+        print(f"wrote {stem}.mp4" + (f" and {stem}.gif" if gif else ""))
         with open(json_path, encoding="utf-8") as handle:
             records.append(json.load(handle))
     return records
@@ -764,7 +819,15 @@ def sample(
     attn_window_size: Optional[int] = None,
     attn_window_stride: Optional[int] = None,
     attn_window_fusion: Optional[str] = None,
+    temporal_attn_scale_stages: Any = None,
+    attn_window_stages: Any = None,
+    attn_window_min: Optional[int] = None,
+    attn_window_max: Optional[int] = None,
+    attn_window_motion: Optional[str] = None,
+    attn_window_loop: Optional[bool] = None,
+    noise_correlation: Optional[float] = None,
     shuffle_windowed_noise: bool = False,
+    gif: bool = False,
 ) -> None:
     """Sample a video from an image (or every image of a folder).
 
@@ -789,10 +852,18 @@ def sample(
         temporal_attn_scale: s, temporal softmax scale sqrt(s / d_head) (> 1 more motion); overrides the config.
         temporal_attn_k_scale: k, temporal keys times k; overrides the config.
         position_embedding_frames: E, frame positions linspace(0, E-1, T); overrides the config.
-        attn_window_size: w, temporal self-attention in windows of w frames; overrides the config.
+        attn_window_size: w, temporal self-attention in windows of w frames, or auto (sized by motion); overrides the config.
         attn_window_stride: r, window stride (default w // 4); overrides the config.
         attn_window_fusion: pyramid or flat; overrides the config.
+        temporal_attn_scale_stages: UNet stages where s and k act, e.g. output or [middle,output] (default all).
+        attn_window_stages: UNet stages where windows act, e.g. output (default all: input, middle, output).
+        attn_window_min: smallest auto window (at the most motion).
+        attn_window_max: largest auto window (at no motion).
+        attn_window_motion: motion score of an auto window: bucket (motion_bucket_id / 255) or latent (per step).
+        attn_window_loop: circular windows, so the last frames attend to the first (seamless loops).
+        noise_correlation: rho in [0, 1), initial noise sqrt(rho) * shared + sqrt(1 - rho) * own per frame.
         shuffle_windowed_noise: FreeNoise rescheduling of the initial noise with the run's w and r.
+        gif: also write an endlessly looping GIF of each video.
         (docs/PATCHES.md defines every knob; unset knobs keep the config's values.)
     """
     params = dict(locals())
@@ -801,7 +872,7 @@ def sample(
 
 
 _SAMPLE_PARAMS = list(inspect.signature(sample).parameters)
-_BOOL_PARAMS = {"verbose", "shuffle_windowed_noise"}
+_BOOL_PARAMS = {"verbose", "shuffle_windowed_noise", "attn_window_loop", "gif"}
 
 
 def _check_flags(argv: Sequence[str], known: Sequence[str], booleans: Sequence[str]) -> None:

@@ -73,9 +73,15 @@ def temporal_self_attention(
 ) -> torch.Tensor:
     """Self-attention over frames with the motion knobs applied. q, k, v: (B, T, heads*d) -> (B, T, heads*d).
 
-    Keys times k, softmax scale sqrt(s / d) and, when w < T, windows of w frames fused per frame;
-    at the defaults this is exactly multihead_attention(q, k, v, heads).
+    Keys times k, softmax scale sqrt(s / d) and, when w < T, windows of w frames (circular with
+    attn_window_loop) fused per frame; at the defaults this is exactly multihead_attention(q, k, v, heads).
+    `knobs` are those of this block's stage, with an "auto" window already resolved.
     """
+    if knobs.adaptive_window:
+        raise ValueError(
+            "attn_window_size is auto but no motion score is set: call VideoUNet.set_motion_score(score) "
+            "first (the sampling script does this at every step)"
+        )
     if knobs.temporal_attn_k_scale != 1.0:
         k = k * knobs.temporal_attn_k_scale
     attend = partial(
@@ -84,7 +90,9 @@ def temporal_self_attention(
     size = knobs.attn_window_size
     if size is None or size >= q.shape[1]:
         return attend(q, k, v)
-    return windowed_attention(q, k, v, size, knobs.window_stride, knobs.attn_window_fusion, attend)
+    return windowed_attention(
+        q, k, v, size, knobs.window_stride, knobs.attn_window_fusion, attend, loop=knobs.attn_window_loop
+    )
 
 
 class GEGLU(nn.Module):

@@ -1,17 +1,22 @@
 """Motion knobs of sgm-motion: what they mean, how they are validated, and the math they drive.
 
-The knobs act on the temporal self-attention (attn1 of every VideoTransformerBlock) and on the
-frame position embedding of every SpatialVideoTransformer; docs/PATCHES.md has the equations.
-T is the number of frames of one clip; tensors in this module are (batch, T, channels).
+The knobs act on the temporal self-attention (attn1 of every VideoTransformerBlock), on the
+frame position embedding of every SpatialVideoTransformer and (noise_correlation, the motion
+source of the adaptive window) on the sampling loop; docs/PATCHES.md has the equations.
+T is the number of frames of one clip; tensors in this module are (batch, T, channels) unless
+stated otherwise.
 """
 import math
 import numbers
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 
 FUSIONS = ("pyramid", "flat")
+STAGES = ("input", "middle", "output")  # the UNet's input (down) blocks, middle block, output (up) blocks
+MOTION_SOURCES = ("bucket", "latent")
+AUTO = "auto"
 
 
 def _check_positive_number(key: str, value) -> float:
@@ -28,39 +33,91 @@ def _check_optional_int(key: str, value, minimum: int = 1) -> Optional[int]:
     return int(value)
 
 
+def _check_stages(key: str, value) -> Optional[Tuple[str, ...]]:
+    """None (every stage), or a non-empty subset of STAGES given as a list or comma-separated text,
+    returned as a tuple in UNet order."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        items = [item.strip() if isinstance(item, str) else item for item in items]
+    except TypeError:
+        items = [value]
+    bad = [item for item in items if item not in STAGES]
+    if bad or not items:
+        raise ValueError(f"{key} must be a non-empty list of {', '.join(STAGES)} (or null for all), got {value!r}")
+    return tuple(stage for stage in STAGES if stage in items)
+
+
 @dataclass(frozen=True)
 class MotionKnobs:
-    """The six knobs, validated on construction; the defaults reproduce upstream exactly.
+    """The motion knobs, validated on construction; the defaults reproduce upstream exactly.
 
     temporal_attn_scale (s): temporal softmax scale sqrt(s / d_head) instead of 1 / sqrt(d_head).
     temporal_attn_k_scale (k): temporal keys multiplied by k (logits times k * sqrt(s) overall).
+    temporal_attn_scale_stages: the UNet stages where s and k apply (None: all).
     position_embedding_frames (E): frame positions linspace(0, E - 1, T) instead of 0 .. T-1.
-    attn_window_size (w), attn_window_stride (r, default max(1, w // 4)), attn_window_fusion:
-        temporal self-attention inside windows of w frames, outputs fused per frame.
+    attn_window_size (w, or "auto"), attn_window_stride (r, default max(1, w // 4)),
+    attn_window_fusion: temporal self-attention inside windows of w frames, fused per frame.
+    attn_window_stages: the UNet stages where windows apply (None: all).
+    attn_window_min, attn_window_max, attn_window_motion: with w = "auto", w follows a motion
+        score m in [0, 1]: round(w_max - m (w_max - w_min)); m from the motion bucket or the latent.
+    attn_window_loop: circular windows (wrapping from the last frame to the first).
+    noise_correlation (rho): initial noise sqrt(rho) * shared + sqrt(1 - rho) * own per frame.
+    Knobs that belong to a mechanism that is off (e.g. attn_window_min without "auto") are ignored.
     """
 
     temporal_attn_scale: float = 1.0
     temporal_attn_k_scale: float = 1.0
+    temporal_attn_scale_stages: Optional[Tuple[str, ...]] = None
     position_embedding_frames: Optional[int] = None
-    attn_window_size: Optional[int] = None
+    attn_window_size: Union[int, str, None] = None
     attn_window_stride: Optional[int] = None
     attn_window_fusion: str = "pyramid"
+    attn_window_stages: Optional[Tuple[str, ...]] = None
+    attn_window_min: Optional[int] = None
+    attn_window_max: Optional[int] = None
+    attn_window_motion: str = "bucket"
+    attn_window_loop: bool = False
+    noise_correlation: float = 0.0
 
     def __post_init__(self):
         set_ = lambda key, value: object.__setattr__(self, key, value)  # noqa: E731 (frozen dataclass)
         set_("temporal_attn_scale", _check_positive_number("temporal_attn_scale", self.temporal_attn_scale))
         set_("temporal_attn_k_scale", _check_positive_number("temporal_attn_k_scale", self.temporal_attn_k_scale))
+        set_("temporal_attn_scale_stages", _check_stages("temporal_attn_scale_stages", self.temporal_attn_scale_stages))
         set_("position_embedding_frames", _check_optional_int("position_embedding_frames", self.position_embedding_frames))
-        set_("attn_window_size", _check_optional_int("attn_window_size", self.attn_window_size))
+        if self.attn_window_size != AUTO:
+            try:
+                set_("attn_window_size", _check_optional_int("attn_window_size", self.attn_window_size))
+            except ValueError:
+                raise ValueError(f"attn_window_size must be an integer >= 1, auto or null, got {self.attn_window_size!r}") from None
         set_("attn_window_stride", _check_optional_int("attn_window_stride", self.attn_window_stride))
-        if self.attn_window_size is not None and self.attn_window_stride is not None:
-            if self.attn_window_stride > self.attn_window_size:
-                raise ValueError(
-                    f"attn_window_stride must be <= attn_window_size ({self.attn_window_size}), "
-                    f"got {self.attn_window_stride!r}"
-                )
+        set_("attn_window_stages", _check_stages("attn_window_stages", self.attn_window_stages))
+        set_("attn_window_min", _check_optional_int("attn_window_min", self.attn_window_min))
+        set_("attn_window_max", _check_optional_int("attn_window_max", self.attn_window_max))
         if self.attn_window_fusion not in FUSIONS:
             raise ValueError(f"attn_window_fusion must be one of {', '.join(FUSIONS)}, got {self.attn_window_fusion!r}")
+        if self.attn_window_motion not in MOTION_SOURCES:
+            raise ValueError(f"attn_window_motion must be one of {', '.join(MOTION_SOURCES)}, got {self.attn_window_motion!r}")
+        if not isinstance(self.attn_window_loop, bool):
+            raise ValueError(f"attn_window_loop must be true or false, got {self.attn_window_loop!r}")
+        rho = self.noise_correlation
+        if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not 0 <= rho < 1:
+            raise ValueError(f"noise_correlation must be a number in [0, 1), got {rho!r}")
+        set_("noise_correlation", float(rho))
+        if self.attn_window_min is not None and self.attn_window_max is not None:
+            if self.attn_window_min > self.attn_window_max:
+                raise ValueError(
+                    f"attn_window_min ({self.attn_window_min}) must be <= attn_window_max ({self.attn_window_max})"
+                )
+        if self.attn_window_size == AUTO:
+            if self.attn_window_min is None or self.attn_window_max is None:
+                raise ValueError("attn_window_size auto needs attn_window_min and attn_window_max")
+        smallest = self.attn_window_min if self.attn_window_size == AUTO else self.attn_window_size
+        if smallest is not None and self.attn_window_stride is not None and self.attn_window_stride > smallest:
+            name = "attn_window_min" if self.attn_window_size == AUTO else "attn_window_size"
+            raise ValueError(f"attn_window_stride must be <= {name} ({smallest}), got {self.attn_window_stride!r}")
 
     def updated(self, **changes) -> "MotionKnobs":
         """A validated copy with some knobs changed (unknown names raise ValueError)."""
@@ -70,12 +127,18 @@ class MotionKnobs:
         return replace(self, **changes)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The knobs as plain YAML/JSON values (stage tuples as lists)."""
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+    @property
+    def adaptive_window(self) -> bool:
+        """Whether attn_window_size is "auto" (the window follows a motion score)."""
+        return self.attn_window_size == AUTO
 
     @property
     def window_stride(self) -> Optional[int]:
-        """The stride in use: attn_window_stride, else max(1, w // 4); None without windows."""
-        if self.attn_window_size is None:
+        """The stride in use: attn_window_stride, else max(1, w // 4); None without a (resolved) window."""
+        if not isinstance(self.attn_window_size, int):
             return None
         return self.attn_window_stride or max(1, self.attn_window_size // 4)
 
@@ -84,6 +147,24 @@ class MotionKnobs:
         if self.temporal_attn_scale == 1.0:
             return None
         return math.sqrt(self.temporal_attn_scale / d_head)
+
+    def resolved(self, motion_score: Optional[float]) -> "MotionKnobs":
+        """These knobs with an "auto" window replaced by its size at `motion_score` (unchanged otherwise
+        or when the score is None)."""
+        if not self.adaptive_window or motion_score is None:
+            return self
+        size = adaptive_window_size(motion_score, self.attn_window_min, self.attn_window_max)
+        return replace(self, attn_window_size=size)
+
+    def for_stage(self, stage: Optional[str]) -> "MotionKnobs":
+        """The knobs in effect in UNet stage `stage` (input, middle, output; None: no restriction):
+        s and k reset to 1 outside temporal_attn_scale_stages, windows off outside attn_window_stages."""
+        changes = {}
+        if stage is not None and self.temporal_attn_scale_stages is not None and stage not in self.temporal_attn_scale_stages:
+            changes.update(temporal_attn_scale=1.0, temporal_attn_k_scale=1.0)
+        if stage is not None and self.attn_window_stages is not None and stage not in self.attn_window_stages:
+            changes.update(attn_window_size=None)
+        return replace(self, **changes) if changes else self
 
 
 KNOB_NAMES = tuple(MotionKnobs.__dataclass_fields__)
@@ -96,8 +177,11 @@ def frame_positions(num_frames: int, embedding_frames: Optional[int], device=Non
     return torch.linspace(0, embedding_frames - 1, num_frames, device=device)
 
 
-def window_starts(num_frames: int, size: int, stride: int) -> list:
-    """First frames of the windows: 0, r, 2r, ... while start + w <= T, plus T - w if frames remain."""
+def window_starts(num_frames: int, size: int, stride: int, loop: bool = False) -> list:
+    """First frames of the windows. Linear: 0, r, 2r, ... while start + w <= T, plus T - w if frames
+    remain. Circular (loop): 0, r, 2r, ... < T, each window wrapping past the last frame to frame 0."""
+    if loop:
+        return list(range(0, num_frames, stride))
     starts = list(range(0, num_frames - size + 1, stride))
     if starts[-1] + size < num_frames:
         starts.append(num_frames - size)
@@ -120,15 +204,17 @@ def windowed_attention(
     stride: int,
     fusion: str,
     attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    loop: bool = False,
 ) -> torch.Tensor:
     """Attention within frame windows, fused per frame by a weighted mean.
 
-    q, k, v: (B, T, C) with T > size. All windows are gathered into one batch (B * n_windows,
-    size, C), attended with one `attend` call, weighted and scatter-added back to (B, T, C).
+    q, k, v: (B, T, C) with T > size. Window i holds frames (start_i + j) mod T, j < size (see
+    window_starts). All windows are gathered into one batch (B * n_windows, size, C), attended
+    with one `attend` call, weighted and scatter-added back to (B, T, C).
     """
     b, t, _ = q.shape
-    starts = torch.tensor(window_starts(t, size, stride), device=q.device)
-    index = (starts[:, None] + torch.arange(size, device=q.device)[None]).reshape(-1)  # (n * w,)
+    starts = torch.tensor(window_starts(t, size, stride, loop), device=q.device)
+    index = (starts[:, None] + torch.arange(size, device=q.device)[None]).reshape(-1) % t  # (n * w,)
     n = starts.numel()
     out = attend(*(x.index_select(1, index).reshape(b * n, size, x.shape[-1]) for x in (q, k, v)))
     out = out.reshape(b, n * size, -1)
@@ -137,3 +223,32 @@ def windowed_attention(
     weights = (weights / total[index]).to(out.dtype)  # normalised: a frame's weights sum to 1
     fused = torch.zeros(b, t, out.shape[-1], device=q.device, dtype=out.dtype)
     return fused.scatter_add_(1, index[None, :, None].expand_as(out), out * weights[None, :, None])
+
+
+def adaptive_window_size(motion_score: float, size_min: int, size_max: int) -> int:
+    """Window for a motion score m in [0, 1] (clipped): w_max - m (w_max - w_min), rounded half up."""
+    m = min(max(float(motion_score), 0.0), 1.0)
+    return int(math.floor(size_max - m * (size_max - size_min) + 0.5))
+
+
+def bucket_motion_score(motion_bucket_id: float) -> float:
+    """Motion score from SVD's motion conditioning: motion_bucket_id / 255, clipped to [0, 1]."""
+    return min(max(float(motion_bucket_id) / 255.0, 0.0), 1.0)
+
+
+def latent_motion_score(x: torch.Tensor, num_frames: int) -> float:
+    """Motion score in [0, 1) of latent videos x (B*T, C, H, W), frames of a video contiguous.
+
+    m = D_t / (D_t + D_s): D_t the mean |x[t+1] - x[t]| over adjacent frames, D_s the mean
+    |difference between horizontally or vertically adjacent latent pixels| (both averaged over
+    videos, channels and positions). By brightness constancy D_t ~ v * D_s for content moving v
+    latent pixels per frame, so m ~ v / (1 + v): 0 for a still video, 1/2 at one latent pixel per
+    frame. 0 when T = 1 or the video is flat.
+    """
+    if num_frames < 2:
+        return 0.0
+    x = x.detach().float().reshape(-1, num_frames, *x.shape[1:])
+    d_t = (x[:, 1:] - x[:, :-1]).abs().mean()
+    d_s = 0.5 * ((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean())
+    total = float(d_t + d_s)
+    return float(d_t) / total if total > 0 else 0.0

@@ -2,6 +2,8 @@
 
 Shapes: x enters SpatialVideoTransformer as (B*T, C, H, W), frames of one video contiguous.
 """
+from typing import Optional
+
 import torch
 from einops import rearrange, repeat
 from torch import nn
@@ -107,7 +109,8 @@ class SpatialVideoTransformer(SpatialTransformer):
     """SpatialTransformer whose every block is followed by a temporal block, blended by AlphaBlender.
 
     Frame positions (0..T-1, or interpolated by position_embedding_frames) are embedded (sinusoid
-    of `in_channels` dims, then an MLP) and added to the temporal branch's input.
+    of `in_channels` dims, then an MLP) and added to the temporal branch's input. `stage` (input,
+    middle or output; None outside a UNet) selects which stage-limited knobs apply here.
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class SpatialVideoTransformer(SpatialTransformer):
         disable_temporal_crossattention=False,
         max_time_embed_period=10000,
         motion_knobs: MotionKnobs = MotionKnobs(),
+        stage: Optional[str] = None,
     ):
         super().__init__(
             in_channels,
@@ -166,7 +170,7 @@ class SpatialVideoTransformer(SpatialTransformer):
                     attn_mode=attn_mode,
                     disable_self_attn=disable_self_attn,
                     disable_temporal_crossattention=disable_temporal_crossattention,
-                    motion_knobs=motion_knobs,
+                    motion_knobs=motion_knobs.for_stage(stage),
                 )
                 for _ in range(depth)
             ]
@@ -179,13 +183,15 @@ class SpatialVideoTransformer(SpatialTransformer):
         )
         self.time_mixer = AlphaBlender(alpha=merge_factor, merge_strategy=merge_strategy)
         self.motion_knobs = motion_knobs
+        self.stage = stage
 
     def set_motion_knobs(self, knobs: MotionKnobs) -> None:
-        """Use `knobs` for the frame positions and every temporal self-attention of this transformer."""
+        """Use `knobs` for the frame positions and, as in effect in this transformer's stage, for
+        every temporal self-attention of this transformer."""
         self.motion_knobs = knobs
         for block in self.time_stack:
             if block.attn1.motion_knobs is not None:
-                block.attn1.motion_knobs = knobs
+                block.attn1.motion_knobs = knobs.for_stage(self.stage)
 
     def forward(self, x, context=None, time_context=None, timesteps=None, image_only_indicator=None):
         _, _, h, w = x.shape

@@ -1,7 +1,23 @@
-"""Initial-noise schedules for long videos (noise is (T, C, h, w), one row per frame)."""
+"""Initial-noise schedules for videos (noise is (T, C, h, w), one row per frame)."""
+import math
 from typing import Optional
 
 import torch
+
+
+def correlate_noise(noise: torch.Tensor, rho: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Temporally correlated noise: frame t becomes sqrt(rho) * shared + sqrt(1 - rho) * noise[t].
+
+    `shared` (1, C, h, w) is drawn standard normal after `noise` was (from `generator`, else torch's
+    global RNG), so unit variance is kept and two frames correlate by rho. rho = 0 returns `noise`
+    itself and draws nothing. 0 <= rho < 1.
+    """
+    if not 0 <= rho < 1:
+        raise ValueError(f"noise correlation must be in [0, 1), got {rho!r}")
+    if rho == 0:
+        return noise
+    shared = torch.randn((1, *noise.shape[1:]), generator=generator, dtype=noise.dtype, device=noise.device if generator is None else generator.device)
+    return math.sqrt(rho) * shared.to(noise.device) + math.sqrt(1 - rho) * noise
 
 
 def shuffle_windowed_noise(noise: torch.Tensor, window_size: int, stride: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:

@@ -1,9 +1,11 @@
 """Samplers over a preconditioned denoiser (EDM formulation, Karras et al. 2022).
 
 A sampler is called as sampler(denoiser, x, cond, uc) with x ~ N(0, I) of the latent shape and
-denoiser(x, sigma, cond) -> D(x; sigma); it returns the sample at sigma = 0.
+denoiser(x, sigma, cond) -> D(x; sigma); it returns the sample at sigma = 0. An optional
+`callback(info)` sees every step's guided denoised estimate, k-diffusion style:
+info = {"i": step index, "sigma": sigma_hat of the step (tensor), "denoised": D (shape of x)}.
 """
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -58,12 +60,14 @@ class EDMSampler(SingleStepDiffusionSampler):
         self.s_tmax = s_tmax
         self.s_noise = s_noise
 
-    def sampler_step(self, sigma, next_sigma, denoiser, x, cond, uc=None, gamma=0.0):
+    def sampler_step(self, sigma, next_sigma, denoiser, x, cond, uc=None, gamma=0.0, on_denoised=None):
         sigma_hat = sigma * (gamma + 1.0)
         if gamma > 0:
             eps = torch.randn_like(x) * self.s_noise
             x = x + eps * append_dims(sigma_hat**2 - sigma**2, x.ndim) ** 0.5
         denoised = self.denoise(x, denoiser, sigma_hat, cond, uc)
+        if on_denoised is not None:
+            on_denoised(sigma_hat, denoised)
         d = to_d(x, sigma_hat, denoised)
         dt = append_dims(next_sigma - sigma_hat, x.ndim)
         return self.possible_correction_step(self.euler_step(x, d, dt), x, d, dt, next_sigma, denoiser, cond, uc)
@@ -71,12 +75,15 @@ class EDMSampler(SingleStepDiffusionSampler):
     def possible_correction_step(self, euler_step, x, d, dt, next_sigma, denoiser, cond, uc):
         return euler_step
 
-    def __call__(self, denoiser, x, cond, uc=None, num_steps=None):
+    def __call__(self, denoiser, x, cond, uc=None, num_steps=None, callback: Optional[Callable[[Dict], None]] = None):
         x, s_in, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
         for i in self.get_sigma_gen(num_sigmas):
             in_churn_range = self.s_tmin <= sigmas[i] <= self.s_tmax
             gamma = min(self.s_churn / (num_sigmas - 1), 2**0.5 - 1) if in_churn_range else 0.0
-            x = self.sampler_step(s_in * sigmas[i], s_in * sigmas[i + 1], denoiser, x, cond, uc, gamma)
+            on_denoised = None
+            if callback is not None:
+                on_denoised = lambda sigma_hat, denoised, i=i: callback({"i": i, "sigma": sigma_hat, "denoised": denoised})  # noqa: E731
+            x = self.sampler_step(s_in * sigmas[i], s_in * sigmas[i + 1], denoiser, x, cond, uc, gamma, on_denoised)
         return x
 
 

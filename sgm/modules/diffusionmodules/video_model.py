@@ -76,9 +76,10 @@ class VideoResBlock(ResBlock):
 class VideoUNet(nn.Module):
     """UNet denoiser over latent video frames (constructor arguments follow upstream's YAML schema).
 
-    The last six arguments are sgm-motion's knobs (see sgm.modules.motion.MotionKnobs and
-    docs/PATCHES.md); at their defaults the network is upstream's. `set_motion_knobs` changes
-    them on a built model.
+    The arguments from temporal_attn_scale on are sgm-motion's knobs (see
+    sgm.modules.motion.MotionKnobs and docs/PATCHES.md); at their defaults the network is
+    upstream's. `set_motion_knobs` changes them on a built model; `set_motion_score` sizes an
+    "auto" window. noise_correlation and attn_window_motion are read by the sampling loop.
     """
 
     def __init__(
@@ -120,16 +121,31 @@ class VideoUNet(nn.Module):
         attn_window_size: Optional[int] = None,
         attn_window_stride: Optional[int] = None,
         attn_window_fusion: str = "pyramid",
+        temporal_attn_scale_stages: Optional[List[str]] = None,
+        attn_window_stages: Optional[List[str]] = None,
+        attn_window_min: Optional[int] = None,
+        attn_window_max: Optional[int] = None,
+        attn_window_motion: str = "bucket",
+        attn_window_loop: bool = False,
+        noise_correlation: float = 0.0,
     ):
         super().__init__()
         self.motion_knobs = MotionKnobs(
             temporal_attn_scale=temporal_attn_scale,
             temporal_attn_k_scale=temporal_attn_k_scale,
+            temporal_attn_scale_stages=temporal_attn_scale_stages,
             position_embedding_frames=position_embedding_frames,
             attn_window_size=attn_window_size,
             attn_window_stride=attn_window_stride,
             attn_window_fusion=attn_window_fusion,
+            attn_window_stages=attn_window_stages,
+            attn_window_min=attn_window_min,
+            attn_window_max=attn_window_max,
+            attn_window_motion=attn_window_motion,
+            attn_window_loop=attn_window_loop,
+            noise_correlation=noise_correlation,
         )
+        self.motion_score: Optional[float] = None
         if context_dim is None:
             raise ValueError("VideoUNet needs context_dim")
         if num_heads == -1 and num_head_channels == -1:
@@ -170,7 +186,7 @@ class VideoUNet(nn.Module):
                 return num_heads, ch // num_heads
             return ch // num_head_channels, num_head_channels
 
-        def attention_layer(ch, depth):
+        def attention_layer(ch, depth, stage):
             n_heads, d_head = heads_for(ch)
             return SpatialVideoTransformer(
                 ch,
@@ -190,6 +206,7 @@ class VideoUNet(nn.Module):
                 disable_temporal_crossattention=disable_temporal_crossattention,
                 max_time_embed_period=max_ddpm_temb_period,
                 motion_knobs=self.motion_knobs,
+                stage=stage,
             )
 
         def resblock(ch, out_ch, down=False, up=False):
@@ -219,7 +236,7 @@ class VideoUNet(nn.Module):
                 layers = [resblock(ch, mult * model_channels)]
                 ch = mult * model_channels
                 if ds in attention_resolutions:
-                    layers.append(attention_layer(ch, transformer_depth[level]))
+                    layers.append(attention_layer(ch, transformer_depth[level], "input"))
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
                 input_block_chans.append(ch)
             if level != len(channel_mult) - 1:
@@ -233,7 +250,7 @@ class VideoUNet(nn.Module):
                 input_block_chans.append(ch)
 
         self.middle_block = TimestepEmbedSequential(
-            resblock(ch, ch), attention_layer(ch, transformer_depth_middle), resblock(ch, ch)
+            resblock(ch, ch), attention_layer(ch, transformer_depth_middle, "middle"), resblock(ch, ch)
         )
 
         self.output_blocks = nn.ModuleList([])
@@ -243,7 +260,7 @@ class VideoUNet(nn.Module):
                 layers = [resblock(ch + skip_ch, model_channels * mult)]
                 ch = model_channels * mult
                 if ds in attention_resolutions:
-                    layers.append(attention_layer(ch, transformer_depth[level]))
+                    layers.append(attention_layer(ch, transformer_depth[level], "output"))
                 if level and i == num_res_blocks:
                     ds //= 2
                     layers.append(
@@ -264,12 +281,28 @@ class VideoUNet(nn.Module):
         (ValueError) before anything changes. No weights are touched, so setting the defaults
         back restores upstream's outputs bit for bit. Returns the knobs now in effect.
         """
-        knobs = self.motion_knobs.updated(**knobs)
+        self.motion_knobs = self.motion_knobs.updated(**knobs)
+        self._push_motion_knobs()
+        return self.motion_knobs
+
+    def set_motion_score(self, score: Optional[float]) -> Optional[int]:
+        """Set the motion score m in [0, 1] that sizes an "auto" window (clipped; None unsets it).
+
+        Returns the window size now in use, or None when attn_window_size is not auto (or the score
+        is None). The sampling script calls this before the first step and, with
+        attn_window_motion latent, after every step.
+        """
+        self.motion_score = None if score is None else float(score)
+        self._push_motion_knobs()
+        if not self.motion_knobs.adaptive_window or self.motion_score is None:
+            return None
+        return self.motion_knobs.resolved(self.motion_score).attn_window_size
+
+    def _push_motion_knobs(self) -> None:
+        knobs = self.motion_knobs.resolved(self.motion_score)
         for module in self.modules():
             if isinstance(module, SpatialVideoTransformer):
                 module.set_motion_knobs(knobs)
-        self.motion_knobs = knobs
-        return knobs
 
     def forward(
         self,
