@@ -1,8 +1,8 @@
-"""FreeNoise noise rescheduling (shuffle_windowed_noise)."""
+"""Initial-noise schedules: FreeNoise rescheduling (shuffle_windowed_noise) and correlation (correlate_noise)."""
 import pytest
 import torch
 
-from sgm.modules.diffusionmodules.noise import shuffle_windowed_noise
+from sgm.modules.diffusionmodules.noise import correlate_noise, shuffle_windowed_noise
 
 
 def frames_noise(t, seed=0):
@@ -52,3 +52,58 @@ def test_global_rng_is_the_default_generator():
 def test_bad_window(w, r):
     with pytest.raises(ValueError):
         shuffle_windowed_noise(frames_noise(8), w, r)
+
+
+# -- temporally correlated noise (noise_correlation)
+
+
+def test_correlation_zero_is_the_noise_itself_and_draws_nothing():
+    noise = frames_noise(8)
+    g = torch.Generator().manual_seed(5)
+    assert correlate_noise(noise, 0.0, generator=g) is noise
+    assert torch.equal(torch.randn(3, generator=g), torch.randn(3, generator=torch.Generator().manual_seed(5)))
+
+
+@pytest.mark.parametrize("rho", [0.2, 0.5, 0.9])
+def test_correlation_is_the_documented_mixture(rho):
+    g = torch.Generator().manual_seed(11)
+    noise = torch.randn(6, 4, 5, 5, generator=g)
+    out = correlate_noise(noise, rho, generator=g)
+    replay = torch.Generator().manual_seed(11)
+    own = torch.randn(6, 4, 5, 5, generator=replay)
+    shared = torch.randn(1, 4, 5, 5, generator=replay)  # drawn right after the frames' own noise
+    assert torch.allclose(out, rho**0.5 * shared + (1 - rho) ** 0.5 * own, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("rho", [0.2, 0.5, 0.9])
+def test_correlation_statistics(rho):
+    """Unit variance kept, every pair of frames correlated by rho. 16 frames of 4*64*64 values: the
+    estimates' standard errors are about 0.01 (variance) and 0.012 (pair correlation), so 0.04 is
+    over 3 standard errors."""
+    g = torch.Generator().manual_seed(0)
+    out = correlate_noise(torch.randn(16, 4, 64, 64, generator=g), rho, generator=g).reshape(16, -1).double()
+    assert abs(out.var().item() - 1.0) < 0.04
+    assert abs(out.mean().item()) < 0.04
+    corr = torch.corrcoef(out)
+    pairs = corr[~torch.eye(16, dtype=torch.bool)]
+    assert abs(pairs.mean().item() - rho) < 0.04
+    assert pairs.std().item() < 0.04  # every pair, not just on average
+
+
+@pytest.mark.parametrize("rho", [-0.1, 1.0, 1.5])
+def test_bad_correlation(rho):
+    with pytest.raises(ValueError, match="correlation"):
+        correlate_noise(frames_noise(4), rho)
+
+
+def test_shuffle_after_correlation_equals_correlating_shuffled_noise():
+    """The shared frame is the same in every frame, so the documented order (correlate, then
+    shuffle) gives the same frames as the reverse, given the same draws."""
+    noise = frames_noise(12)
+    shared_gen = torch.Generator().manual_seed(4)
+    mixed = correlate_noise(noise, 0.5, generator=shared_gen)
+    a = shuffle_windowed_noise(mixed, 4, 2, generator=torch.Generator().manual_seed(9))
+    b = correlate_noise(
+        shuffle_windowed_noise(noise, 4, 2, generator=torch.Generator().manual_seed(9)), 0.5, generator=torch.Generator().manual_seed(4)
+    )
+    assert torch.allclose(a, b, atol=1e-6, rtol=0)
