@@ -24,6 +24,26 @@ BAD = [
     ("attn_window_stride", 0),
     ("attn_window_fusion", "gaussian"),
     ("attn_window_fusion", None),
+    ("attn_window_size", "Auto"),
+    ("attn_window_size", "adaptive"),
+    ("attn_window_stages", ["sideways"]),
+    ("attn_window_stages", []),
+    ("attn_window_stages", "down"),
+    ("attn_window_stages", 3),
+    ("temporal_attn_scale_stages", ["input", "up"]),
+    ("temporal_attn_scale_stages", ""),
+    ("attn_window_min", 0),
+    ("attn_window_max", 2.5),
+    ("attn_window_motion", "flow"),
+    ("attn_window_motion", None),
+    ("attn_window_loop", "yes"),
+    ("attn_window_loop", 1),
+    ("attn_window_loop", None),
+    ("noise_correlation", 1.0),
+    ("noise_correlation", -0.1),
+    ("noise_correlation", math.nan),
+    ("noise_correlation", True),
+    ("noise_correlation", "0.5"),
 ]
 
 
@@ -38,6 +58,21 @@ def test_bad_value_in_config(key, value):
 def test_stride_larger_than_window():
     with pytest.raises(ValueError, match=r"attn_window_stride.*got 5"):
         MotionKnobs(attn_window_size=4, attn_window_stride=5)
+
+
+@pytest.mark.parametrize(
+    "knobs,match",
+    [
+        (dict(attn_window_size="auto"), "attn_window_min and attn_window_max"),
+        (dict(attn_window_size="auto", attn_window_min=4), "attn_window_min and attn_window_max"),
+        (dict(attn_window_size="auto", attn_window_max=8), "attn_window_min and attn_window_max"),
+        (dict(attn_window_min=8, attn_window_max=4), r"attn_window_min \(8\) must be <= attn_window_max \(4\)"),
+        (dict(attn_window_size="auto", attn_window_min=4, attn_window_max=8, attn_window_stride=5), r"attn_window_stride must be <= attn_window_min \(4\)"),
+    ],
+)
+def test_auto_window_needs_a_consistent_range(knobs, match):
+    with pytest.raises(ValueError, match=match):
+        MotionKnobs(**knobs)
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +100,9 @@ def test_good_values_normalised():
     assert knobs.window_stride == 4
     assert MotionKnobs(attn_window_size=3).window_stride == 1
     assert MotionKnobs(attn_window_size=16, attn_window_stride=16).window_stride == 16
+    stages = MotionKnobs(attn_window_stages=["output", "input", "output"], temporal_attn_scale_stages=" middle, output")
+    assert stages.attn_window_stages == ("input", "output") and stages.temporal_attn_scale_stages == ("middle", "output")
+    assert stages.as_dict()["attn_window_stages"] == ["input", "output"]
+    assert MotionKnobs(noise_correlation=0).noise_correlation == 0.0 and isinstance(MotionKnobs(noise_correlation=0).noise_correlation, float)
+    # knobs of a mechanism that is off are kept but have no effect
+    assert MotionKnobs(attn_window_min=2, attn_window_max=6).window_stride is None
