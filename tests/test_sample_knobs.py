@@ -80,6 +80,15 @@ BAD_FLAGS = {
     "r above w": (["--attn_window_size", 4, "--attn_window_stride", 5], "attn_window_stride"),
     "fusion": (["--attn_window_size", 4, "--attn_window_fusion", "max"], "attn_window_fusion"),
     "shuffle without window": (["--shuffle_windowed_noise"], "attn_window_size"),
+    "stage name": (["--attn_window_stages", "sideways"], "attn_window_stages"),
+    "scale stage name": (["--temporal_attn_scale_stages", "[input,up]"], "temporal_attn_scale_stages"),
+    "auto without range": (["--attn_window_size", "auto"], "attn_window_min"),
+    "min above max": (["--attn_window_size", "auto", "--attn_window_min", 6, "--attn_window_max", 3], "attn_window_min"),
+    "motion source": (["--attn_window_motion", "flow"], "attn_window_motion"),
+    "loop text": (["--attn_window_loop", "yes"], "attn_window_loop"),
+    "rho one": (["--noise_correlation", 1], "noise_correlation"),
+    "rho negative": (["--noise_correlation", -0.5], "noise_correlation"),
+    "gif text": (["--gif", "maybe"], "gif"),
 }
 
 
@@ -107,3 +116,49 @@ def test_bad_knob_in_yaml_is_one_line_error(tmp_path, capsys):
 def test_bad_knob_in_a_real_process_has_no_traceback(tmp_path):
     line = assert_one_line_error(run_script(*tiny_args(IMAGE, tmp_path, "--attn_window_stride", -1, "--attn_window_size", 3)))
     assert "attn_window_stride" in line and "-1" in line
+
+
+def test_issue6_flags_run_and_are_recorded(tmp_path, capsys, default_frames):
+    flags = [
+        "--attn_window_size", "auto", "--attn_window_min", 2, "--attn_window_max", 4, "--attn_window_motion", "latent",
+        "--attn_window_stages", "[middle,output]", "--attn_window_loop", "--temporal_attn_scale", 2.0,
+        "--temporal_attn_scale_stages", "output", "--noise_correlation", 0.3, "--gif",
+    ]
+    code, captured = run_main(tiny_args(IMAGE, tmp_path, *flags), capsys)
+    assert code == 0, captured.err
+    record = json.loads((tmp_path / "000000.json").read_text())
+    knobs = record["motion_knobs"]
+    assert knobs["attn_window_size"] == "auto" and (knobs["attn_window_min"], knobs["attn_window_max"]) == (2, 4)
+    assert knobs["attn_window_stages"] == ["middle", "output"] and knobs["temporal_attn_scale_stages"] == ["output"]
+    assert knobs["attn_window_loop"] is True and knobs["noise_correlation"] == 0.3 and knobs["attn_window_motion"] == "latent"
+    schedule = record["attn_window_schedule"]
+    assert [s["step"] for s in schedule] == [0, 1, 2] and schedule[0]["source"] == "bucket"
+    assert all(s["source"] == "latent" and 2 <= s["window_size"] <= 4 for s in schedule[1:])
+    frames, _ = read_video(tmp_path / "000000.mp4")
+    assert np.abs(frames.astype(int) - default_frames.astype(int)).max() > 2
+
+    # the looping GIF: same frames count, endless loop, listed in the record
+    from PIL import Image
+
+    assert record["gif"] == "000000.gif"
+    with Image.open(tmp_path / "000000.gif") as gif:
+        assert gif.n_frames == 5 and gif.info.get("loop") == 0
+        assert abs(gif.info["duration"] - 1000 / record["video_fps"]) <= 5  # GIF delays are whole centiseconds
+
+    # the recorded command reproduces the run
+    command = record["command"].split()
+    assert "--attn_window_stages" in command and "--gif" in command
+    out2 = tmp_path / "again"
+    args = [a for a in __import__("shlex").split(record["command"])[2:]]
+    args[args.index("--output_folder") + 1] = str(out2)
+    code, captured = run_main(args, capsys)
+    assert code == 0, captured.err
+    assert np.array_equal(read_video(out2 / "000000.mp4")[0], frames)
+
+
+def test_no_gif_and_no_schedule_by_default(tmp_path, capsys):
+    code, captured = run_main(tiny_args(IMAGE, tmp_path), capsys)
+    assert code == 0, captured.err
+    record = json.loads((tmp_path / "000000.json").read_text())
+    assert record["gif"] is None and record["attn_window_schedule"] is None
+    assert not list(tmp_path.glob("*.gif"))

@@ -592,7 +592,8 @@ def write_video(frames: np.ndarray, final_path: str, fps: int) -> None:
 
 
 def write_gif(frames: np.ndarray, final_path: str, fps: int) -> None:
-    """Endlessly looping GIF of uint8 frames (T, H, W, 3) at `fps`, written to a temp file and moved into place."""
+    """Endlessly looping GIF of uint8 frames (T, H, W, 3) at `fps` (GIF delays are whole centiseconds),
+    written to a temp file and moved into place."""
     images = [Image.fromarray(frame) for frame in frames]
     tmp = _temp_path(os.path.dirname(final_path), ".gif")
     try:
