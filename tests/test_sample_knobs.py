@@ -162,3 +162,21 @@ def test_no_gif_and_no_schedule_by_default(tmp_path, capsys):
     record = json.loads((tmp_path / "000000.json").read_text())
     assert record["gif"] is None and record["attn_window_schedule"] is None
     assert not list(tmp_path.glob("*.gif"))
+
+
+def test_none_and_lowercase_booleans_on_the_command_line(tmp_path, capsys, default_frames):
+    """`--knob none` sets a config's knob back to null (and is what the recorded command says);
+    true/false work in any case."""
+    cfg = OmegaConf.load(TINY_CONFIG)
+    cfg.model.params.network_config.params.attn_window_size = 3
+    cfg.model.params.network_config.params.attn_window_loop = True
+    config = tmp_path / "windows.yaml"
+    OmegaConf.save(cfg, config)
+    args = tiny_args(IMAGE, tmp_path / "out", "--attn_window_size", "none", "--attn_window_loop", "false", "--gif", "FALSE")
+    args[args.index("--config") + 1] = config
+    code, captured = run_main(args, capsys)
+    assert code == 0, captured.err
+    record = json.loads((tmp_path / "out" / "000000.json").read_text())
+    assert record["motion_knobs"]["attn_window_size"] is None and record["motion_knobs"]["attn_window_loop"] is False
+    assert "--attn_window_size none" in record["command"] and record["gif"] is None
+    assert np.array_equal(read_video(tmp_path / "out" / "000000.mp4")[0], default_frames)

@@ -716,7 +716,8 @@ def run(
         "fps_id": fps_id, "motion_bucket_id": motion_bucket_id, "cond_aug": cond_aug, "seed": seed,
         "decoding_t": decoding_t, "device": device, "output_folder": output_folder,
         "config": None if config is None else str(config), "ckpt_path": None if ckpt_path is None else str(ckpt_path),
-        **network_overrides, "shuffle_windowed_noise": shuffle_windowed_noise or None, "gif": gif or None,
+        **{k: "none" if v is None else v for k, v in network_overrides.items()},
+        "shuffle_windowed_noise": shuffle_windowed_noise or None, "gif": gif or None,
     }
     if angles is not None:
         cli_params["elevations_deg"] = angles["elevations_deg"]
@@ -865,11 +866,25 @@ def sample(
         noise_correlation: rho in [0, 1), initial noise sqrt(rho) * shared + sqrt(1 - rho) * own per frame.
         shuffle_windowed_noise: FreeNoise rescheduling of the initial noise with the run's w and r.
         gif: also write an endlessly looping GIF of each video.
-        (docs/PATCHES.md defines every knob; unset knobs keep the config's values.)
+        (docs/PATCHES.md defines every knob; unset knobs keep the config's values; `none` sets a knob
+        to null; true/false are accepted in any case.)
     """
     params = dict(locals())
     overrides = {name: params.pop(name) for name in KNOB_NAMES}
-    run(**params, network_overrides={k: v for k, v in overrides.items() if v is not None})
+    for flag in ("verbose", "shuffle_windowed_noise", "gif"):
+        params[flag] = flag_value(params[flag])
+    run(**params, network_overrides={k: flag_value(v) for k, v in overrides.items() if v is not None})
+
+
+def flag_value(value: Any) -> Any:
+    """A command-line value as meant: none/null -> None, true/false (any case) -> bool, else as Fire parsed it."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("none", "null"):
+            return None
+        if word in ("true", "false"):
+            return word == "true"
+    return value
 
 
 _SAMPLE_PARAMS = list(inspect.signature(sample).parameters)
