@@ -13,7 +13,8 @@ import torch
 from parity import tiny_model
 from sgm.modules.attention import CrossAttention, multihead_attention, temporal_self_attention
 from sgm.modules.motion import STAGES, MotionKnobs, adaptive_window_size, bucket_motion_score, window_starts
-from test_motion_knobs import reference_attention, reference_starts, unet_inputs
+from test_motion_knobs import default_out, inputs, model, unet  # noqa: F401 (the tiny model fixtures, shared)
+from test_motion_knobs import reference_attention, reference_starts
 
 T = 12
 TOL = 2e-5
@@ -83,22 +84,6 @@ def run_reference(unet, inputs, knobs, monkeypatch):
         m.setattr(CrossAttention, "forward", forward)
         with torch.no_grad():
             return unet(**inputs)
-
-
-@pytest.fixture(scope="module")
-def unet():
-    return tiny_model().model.diffusion_model
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    return unet_inputs()
-
-
-@pytest.fixture(scope="module")
-def default_out(unet, inputs):
-    with torch.no_grad():
-        return unet(**inputs)
 
 
 def forward_with(unet, inputs, knobs, score=None):
