@@ -6,14 +6,32 @@
     python scripts/sampling/sweep.py --input_path my_image.png --grid sweep.yaml --output_folder outputs/sweep/s
 
 Axes are flags with comma-separated values (`none`/`null` for a null knob; a trailing comma, as in
-`--seed 7,`, makes a one-value axis) or the entries of a YAML mapping `axis: [values]` given as
-`--grid`. Sweepable: the six motion knobs (docs/PATCHES.md), shuffle_windowed_noise,
-motion_bucket_id, fps_id, cond_aug, num_frames and seed. A flag with a single value (no comma) is
-not an axis but a fixed setting of every cell, as in simple_video_sample.py. The cells are the
-cartesian product of the axes, taken in the fixed order of SWEEPABLE (the last axis varies
-fastest) with each axis' values in the order given.
+`--seed 7,`, makes a one-value axis; a bracketed list such as "[0.5,2]" works too) or the entries of
+a YAML mapping `axis: [values]` given as `--grid`. Sweepable: the motion knobs (docs/PATCHES.md),
+shuffle_windowed_noise, motion_bucket_id, fps_id, cond_aug, num_frames and seed. A flag with a
+single value (no comma) is not an axis but a fixed setting of every cell, as in
+simple_video_sample.py. The cells are the cartesian product of the axes, taken in the fixed order of
+SWEEPABLE (the last axis varies fastest) with each axis' values in the order given.
 
-The model is built once, with the config's knobs and the fixed flags. For each cell the knobs are
+Values of the list-valued knobs temporal_attn_scale_stages and attn_window_stages are stage sets:
+stages joined by `+` (`output`, `middle+output`), or `all` (also `none`/`null`) for every stage.
+The comma still separates the values of an axis, so
+
+    --attn_window_stages output,middle+output,all        three cells
+    --attn_window_stages middle+output                   a fixed setting (windows in two stages)
+    --attn_window_stages "[[output],[middle,output],null]"   the same three cells, as lists
+    attn_window_stages: [[output], [middle, output], all]    in a --grid YAML file
+
+(note `--attn_window_stages middle,output` is an axis of two one-stage cells). Names, labels and
+metrics.csv show a stage set as `middle+output` and a null one as `all`. attn_window_size takes
+`auto` among its values (`--attn_window_size 8,auto --attn_window_min 2 --attn_window_max 8`);
+attn_window_loop and shuffle_windowed_noise take `--flag` alone (true), `--noflag` (false) or
+`--flag false,true` (an axis). Knob combinations are checked per cell, with the fixed settings and
+the config's knobs: a fixed `--attn_window_size auto` may take its minimum from an axis.
+With --gif each cell also gets an endlessly looping GIF (cell_NNN_....gif).
+
+The model is built once, with the config's knobs and the fixed flags (or, when those are no valid
+combination on their own, with the first cell's knobs). For each cell the knobs are
 set on the loaded UNet (VideoUNet.set_motion_knobs) and reset afterwards, and torch is seeded with
 the cell's seed right before sampling, exactly as simple_video_sample.py does for one image: a cell
 is frame for frame the video that simple_video_sample.py makes with the same flags (its JSON holds
@@ -21,7 +39,8 @@ that command), and cells with the same seed and frame count start from the same 
 
 OUTPUT_FOLDER (default outputs/sweep/<version>/<UTC timestamp>) receives:
   cell_NNN_<axis>-<value>....mp4 / .json / .npz   each cell's video, record (the sampling script's
-                                                  fields plus the cell's values and metrics) and frames
+                                                  fields, attn_window_schedule included, plus the
+                                                  cell's values and metrics) and frames (.gif with --gif)
   conditioning.png   the image as used            sweep.json   the axes, cells and base settings
   grid.mp4           every cell tiled and labelled, frame-synchronised (shorter cells hold their last frame)
   contact_sheet.png  one row per cell, up to 8 evenly spaced frames
@@ -52,7 +71,7 @@ import re
 import shlex
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -60,6 +79,7 @@ if _HERE not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 from omegaconf import DictConfig, ListConfig, OmegaConf  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
@@ -67,13 +87,14 @@ from tqdm.auto import tqdm  # noqa: E402
 import simple_video_sample as svs  # noqa: E402  (also makes `sgm` importable from a checkout)
 from sgm.checkpoint import CheckpointError  # noqa: E402
 from sgm.eval.metrics import motion_metrics  # noqa: E402
-from sgm.modules.motion import KNOB_NAMES, MotionKnobs  # noqa: E402
+from sgm.modules.motion import AUTO, KNOB_NAMES, MotionKnobs  # noqa: E402
 from sgm.util import instantiate_from_config  # noqa: E402
 
 logger = logging.getLogger("sweep")
 
 InputError = svs.InputError
 SCRIPT_PATH = os.path.relpath(os.path.abspath(__file__), svs._REPO_ROOT)
+STAGE_KNOBS = ("temporal_attn_scale_stages", "attn_window_stages")  # list-valued knobs: None or a tuple of stages
 SAMPLE_PARAMS = ("motion_bucket_id", "fps_id", "cond_aug", "num_frames", "seed")
 SWEEPABLE: Tuple[str, ...] = (*KNOB_NAMES, "shuffle_windowed_noise", *SAMPLE_PARAMS)
 BASE_DEFAULTS = {"fps_id": 6, "motion_bucket_id": 127, "seed": 23}
@@ -97,21 +118,24 @@ TEXT_COLOUR = (235, 235, 235)
 # Values and axes
 
 
-def fmt(value: Any) -> str:
-    """A value as shown in names, labels and the CSV: none, True/False, 2 (for 2.0), 0.5, pyramid."""
+def fmt(value: Any, axis: Optional[str] = None) -> str:
+    """A value as shown in names, labels, the CSV and commands: none, True/False, 2 (for 2.0), 0.5,
+    pyramid, auto; for the stage knobs (`axis` in STAGE_KNOBS, or any tuple) middle+output, and all for none."""
     if value is None:
-        return "none"
+        return "all" if axis in STAGE_KNOBS else "none"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
         if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         return repr(value)
+    if isinstance(value, (tuple, list)):
+        return "+".join(fmt(v) for v in value)
     return str(value)
 
 
-def _slug(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9.+-]", "_", fmt(value))
+def _slug(value: Any, axis: Optional[str] = None) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", fmt(value, axis))
 
 
 def parse_scalar(value: Any) -> Any:
@@ -132,13 +156,48 @@ def parse_scalar(value: Any) -> Any:
     return value
 
 
+def parse_stages(value: Any) -> Any:
+    """One value of a stage knob: all/none/null -> None, text `middle+output` or a list -> a tuple of
+    names (validated later, by MotionKnobs); anything else is returned as it is, to be refused there."""
+    if isinstance(value, (list, tuple, ListConfig)):
+        return tuple(item.strip() if isinstance(item, str) else item for item in value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("all", "none", "null", "~"):
+            return None
+        return tuple(piece.strip() for piece in text.split("+"))
+    return value
+
+
+def parse_value(name: str, value: Any) -> Any:
+    """One raw value of axis or fixed setting `name`, parsed (not yet validated)."""
+    return parse_stages(value) if name in STAGE_KNOBS else parse_scalar(value)
+
+
 def _is_axis(raw: Any) -> bool:
     """A flag value is an axis when it is a list/tuple or text with a comma; anything else is a fixed value."""
     return isinstance(raw, (list, tuple, ListConfig)) or (isinstance(raw, str) and "," in raw)
 
 
+def _bracketed(name: str, text: str) -> List[Any]:
+    """Text such as "[output, middle+output]" (a list Fire left unparsed) read as a YAML flow list."""
+    try:
+        items = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InputError(f"{name}: cannot read the list {text!r}: {svs._one_line(err)}") from None
+    if not isinstance(items, list):
+        raise InputError(f"{name}: cannot read the list {text!r}")
+    return items
+
+
 def split_values(name: str, raw: Any) -> List[Any]:
-    """The values of axis `name` from a flag or YAML entry: a list/tuple, or comma-separated text."""
+    """The values of axis `name` from a flag or YAML entry: a list/tuple, or comma-separated text.
+
+    A value of a stage knob (STAGE_KNOBS) may itself be a list of stages (or `middle+output` text);
+    every other value must be a number, a word or none.
+    """
+    if isinstance(raw, str) and raw.strip().startswith("[") and raw.strip().endswith("]"):
+        raw = _bracketed(name, raw.strip())
     if isinstance(raw, (list, tuple, ListConfig)):
         items = list(raw)
     elif isinstance(raw, str):
@@ -153,15 +212,21 @@ def split_values(name: str, raw: Any) -> List[Any]:
         raise InputError(f"{name}: empty list of values")
     values = []
     for item in items:
-        if isinstance(item, (list, tuple, dict, DictConfig, ListConfig)):
+        nested = isinstance(item, (list, tuple, ListConfig))
+        if isinstance(item, (dict, DictConfig)) or (nested and name not in STAGE_KNOBS):
             raise InputError(f"{name}: each value must be a number, a word or none, got {item!r}")
-        values.append(parse_scalar(item))
+        values.append(parse_value(name, item))
     return values
 
 
 def check_value(name: str, value: Any) -> Any:
-    """`value` checked (and normalised) for sweep axis or fixed setting `name`; InputError if invalid."""
+    """`value` checked (and normalised) for sweep axis or fixed setting `name`; InputError if invalid.
+
+    Knobs are checked one at a time here (`auto` passes: it needs attn_window_min and attn_window_max,
+    checked per cell with the other knobs by make_cells)."""
     if name in KNOB_NAMES:
+        if name == "attn_window_size" and value == AUTO:
+            return AUTO
         try:
             return getattr(MotionKnobs(**{name: value}), name)
         except (ValueError, TypeError) as err:
@@ -189,7 +254,7 @@ def check_axis(name: str, raw: Any) -> List[Any]:
     seen: List[Any] = []
     for value in values:
         if any(value == s and type(value) is type(s) for s in seen):
-            raise InputError(f"{name} lists the value {fmt(value)} twice")
+            raise InputError(f"{name} lists the value {fmt(value, name)} twice")
         seen.append(value)
     return values
 
@@ -225,11 +290,11 @@ class Cell:
     metrics: Dict[str, float] = field(default_factory=dict)
 
     def label_lines(self) -> List[str]:
-        return [f"{axis}={fmt(value)}" for axis, value in self.values.items()]
+        return [f"{axis}={fmt(value, axis)}" for axis, value in self.values.items()]
 
 
 def cell_name(index: int, width: int, values: Dict[str, Any]) -> str:
-    name = f"cell_{index:0{width}d}" + "".join(f"_{axis}-{_slug(value)}" for axis, value in values.items())
+    name = f"cell_{index:0{width}d}" + "".join(f"_{axis}-{_slug(value, axis)}" for axis, value in values.items())
     if len(name) > 180:  # keep file names (plus suffixes) under the usual 255-byte limit
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
         name = name[:160] + "_" + digest
@@ -237,11 +302,18 @@ def cell_name(index: int, width: int, values: Dict[str, Any]) -> str:
 
 
 def _describe(values: Dict[str, Any]) -> str:
-    return ", ".join(f"{k}={fmt(v)}" for k, v in values.items())
+    return ", ".join(f"{k}={fmt(v, k)}" for k, v in values.items())
 
 
-def make_cells(axes: Dict[str, List[Any]], base: Dict[str, Any], base_knobs: MotionKnobs, base_overrides: Dict[str, Any]) -> List[Cell]:
-    """Every combination of the axes (itertools.product order), validated as a whole."""
+def make_cells(axes: Dict[str, List[Any]], base: Dict[str, Any], base_knobs: Union[MotionKnobs, Dict[str, Any]],
+               base_overrides: Dict[str, Any]) -> List[Cell]:
+    """Every combination of the axes (itertools.product order), validated as a whole.
+
+    `base_knobs`: the knobs of the config with the fixed flags applied, as MotionKnobs or, when they
+    are no valid combination on their own (e.g. a fixed auto window whose minimum is an axis), as the
+    raw {knob: value} mapping; each cell's knobs are these with the cell's values, validated together.
+    """
+    base_values = base_knobs.as_dict() if isinstance(base_knobs, MotionKnobs) else dict(base_knobs)
     names = list(axes)
     combos = list(itertools.product(*(axes[n] for n in names)))
     width = max(3, len(str(len(combos) - 1)))
@@ -251,8 +323,8 @@ def make_cells(axes: Dict[str, List[Any]], base: Dict[str, Any], base_knobs: Mot
         name = cell_name(index, width, values)
         knob_values = {k: v for k, v in values.items() if k in KNOB_NAMES}
         try:
-            knobs = base_knobs.updated(**knob_values)
-        except ValueError as err:
+            knobs = MotionKnobs(**{**base_values, **knob_values})
+        except (ValueError, TypeError) as err:
             raise InputError(f"cell {index} ({_describe(values)}): {err}") from None
         params = {k: values.get(k, base[k]) for k in (*SAMPLE_PARAMS, "shuffle_windowed_noise")}
         if params["shuffle_windowed_noise"] and knobs.attn_window_size is None:
@@ -315,13 +387,13 @@ def write_mp4(frames, final_path: str, fps: int) -> None:
 
 def cell_paths(folder: str, cell: Cell) -> Dict[str, str]:
     stem = os.path.join(folder, cell.name)
-    return {"video": stem + ".mp4", "frames": stem + ".npz", "json": stem + ".json"}
+    return {"video": stem + ".mp4", "frames": stem + ".npz", "json": stem + ".json", "gif": stem + ".gif"}
 
 
 def finished_record(folder: str, cell: Cell) -> Optional[Dict[str, Any]]:
     """The cell's JSON when the cell is complete (JSON readable, video and frames present), else None."""
     paths = cell_paths(folder, cell)
-    if not all(os.path.isfile(p) for p in paths.values()):
+    if not all(os.path.isfile(paths[kind]) for kind in ("video", "frames", "json")):  # the GIF is optional
         return None
     try:
         with open(paths["json"], encoding="utf-8") as handle:
@@ -329,6 +401,15 @@ def finished_record(folder: str, cell: Cell) -> Optional[Dict[str, Any]]:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def config_knob_values(cfg: DictConfig) -> Dict[str, Any]:
+    """The raw motion knob values in the config's network params (as simple_video_sample.motion_knobs_of reads them)."""
+    network = cfg.model.params.get("network_config")
+    params = network.get("params") if isinstance(network, DictConfig) else None
+    if params is None:
+        return {}
+    return {k: OmegaConf.to_container(params[k]) if isinstance(params[k], ListConfig) else params[k] for k in KNOB_NAMES if k in params}
 
 
 def _json_round_trip(value: Any) -> Any:
@@ -465,7 +546,7 @@ def write_metrics_csv(cells: Sequence[Cell], axes: Sequence[str], final_path: st
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["index", "cell", *axes, *METRICS, "video"])
     for cell in cells:
-        writer.writerow([cell.index, cell.name, *(fmt(cell.values[a]) for a in axes),
+        writer.writerow([cell.index, cell.name, *(fmt(cell.values[a], a) for a in axes),
                          *(_csv_value(cell.metrics.get(m, math.nan)) for m in METRICS), cell.name + ".mp4"])
 
     def write(tmp: str) -> None:
@@ -508,7 +589,7 @@ def write_plots(cells: Sequence[Cell], axes: Dict[str, List[Any]], folder: str) 
                 xs = [float(c.values[axis]) for c in members]
                 ys = [c.metrics.get(metric, math.nan) for c in members]
                 ys = [y if math.isfinite(y) else math.nan for y in ys]
-                label = ", ".join(f"{a}={fmt(v)}" for a, v in zip(others, key)) or None
+                label = ", ".join(f"{a}={fmt(v, a)}" for a, v in zip(others, key)) or None
                 ax.plot(xs, ys, "o-", label=label)
             if log_x:
                 ax.set_xscale("log", base=2)
@@ -541,9 +622,9 @@ def _sweep_command(base_args: Dict[str, Any], fixed: Dict[str, Any], axes: Dict[
         if value is not None:
             args += [f"--{key}", fmt(value)]
     for key, value in fixed.items():
-        args += [f"--{key}", fmt(value)]
+        args += [f"--{key}", fmt(value, key)]
     for axis, values in axes.items():
-        args += [f"--{axis}", ",".join(fmt(v) for v in values) + ("," if len(values) == 1 else "")]
+        args += [f"--{axis}", ",".join(fmt(v, axis) for v in values) + ("," if len(values) == 1 else "")]
     return shlex.join(args)
 
 
@@ -564,6 +645,7 @@ def run_sweep(
     verbose: bool = False,
     grid: Optional[str] = None,
     resume: bool = False,
+    gif: bool = False,
     axis_flags: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Everything `sweep` does; `axis_flags` maps sweepable names to flag values (None = not given).
@@ -579,8 +661,9 @@ def run_sweep(
     default_frames, default_steps = svs.VERSION_DEFAULTS[version]
     num_steps = svs._as_int("num_steps", default_steps if num_steps is None else num_steps, minimum=1)
     decoding_t = svs._as_int("decoding_t", decoding_t, minimum=1)
-    if not isinstance(resume, bool):
-        raise InputError(f"resume must be True or False, got {resume!r}")
+    for flag_name, flag in (("resume", resume), ("gif", gif)):
+        if not isinstance(flag, bool):
+            raise InputError(f"{flag_name} must be True or False, got {flag!r}")
     flags = dict(axis_flags or {})
     flags.update({"num_frames": num_frames, "fps_id": fps_id, "motion_bucket_id": motion_bucket_id, "cond_aug": cond_aug, "seed": seed})
     unknown = sorted(set(flags) - set(SWEEPABLE))
@@ -597,7 +680,7 @@ def run_sweep(
         if _is_axis(raw):
             raw_axes[name] = raw
         else:
-            fixed[name] = check_value(name, parse_scalar(raw))
+            fixed[name] = check_value(name, parse_value(name, raw))
     raw_axes.update(grid_entries)
     axes = {name: check_axis(name, raw_axes[name]) for name in SWEEPABLE if name in raw_axes}
     if not axes:
@@ -638,8 +721,19 @@ def run_sweep(
     output_folder = svs.check_output_folder(output_folder)
 
     cfg, config_path = svs.build_model_config(version, base["num_frames"], num_steps, config=config, ckpt_path=ckpt_path, network_overrides=base_overrides)
-    base_knobs = svs.motion_knobs_of(cfg, config_path)
-    cells = make_cells(axes, base, base_knobs, base_overrides)
+    try:
+        base_knobs: Optional[MotionKnobs] = svs.motion_knobs_of(cfg, config_path)
+    except InputError:
+        if not any(name in KNOB_NAMES for name in axes):
+            raise
+        base_knobs = None  # valid only with the axes' values: each cell is checked (and the model built with cell 0's)
+    cells = make_cells(axes, base, base_knobs if base_knobs is not None else config_knob_values(cfg), base_overrides)
+    model_knobs = base_knobs if base_knobs is not None else cells[0].knobs
+    model_cfg = cfg
+    if base_knobs is None:
+        model_cfg = copy.deepcopy(cfg)
+        for key, value in model_knobs.as_dict().items():
+            model_cfg.model.params.network_config.params[key] = value
     cfg_by_frames: Dict[int, Any] = {base["num_frames"]: cfg}
     for cell in cells:
         frames = cell.params["num_frames"]
@@ -677,7 +771,7 @@ def run_sweep(
     flag_paths = {"config": None if config is None else str(config), "ckpt_path": None if ckpt_path is None else str(ckpt_path)}
     sweep_args = {
         "input_path": input_path, "version": version, "num_steps": num_steps, "decoding_t": decoding_t, "device": device,
-        "output_folder": output_folder, **flag_paths, "grid": None if grid is None else str(grid),
+        "output_folder": output_folder, **flag_paths, "grid": None if grid is None else str(grid), "gif": gif or None,
     }
     sweep_command = _sweep_command(sweep_args, fixed, {k: v for k, v in axes.items() if k not in grid_entries})
 
@@ -721,7 +815,9 @@ def run_sweep(
         "command": sweep_command,
         "axes": {k: v for k, v in axes.items()},
         "axis_order": "fixed order of SWEEPABLE; itertools.product, the last axis varies fastest",
-        "base": {**base, "network_overrides": base_overrides, "motion_knobs": base_knobs.as_dict()},
+        "base": {**base, "gif": gif, "network_overrides": base_overrides,
+                 "motion_knobs": None if base_knobs is None else base_knobs.as_dict(),
+                 "model_built_with": model_knobs.as_dict()},
         **common,
         "image": CONDITIONING_PNG,
         "cells": [{"index": c.index, "name": c.name, "values": c.values} for c in cells],
@@ -739,7 +835,7 @@ def run_sweep(
             tqdm.write(f"resume: {len(finished)} of {len(cells)} cells already done in {output_folder}")
         if todo:
             logger.debug("building the model from %s on %s", config_path, device)
-            model = svs.load_model(cfg, device, config_path)
+            model = svs.load_model(model_cfg, device, config_path)
             unet = model.model.diffusion_model
             base_sampler = model.sampler
             samplers = {base["num_frames"]: base_sampler}
@@ -751,7 +847,7 @@ def run_sweep(
                 try:
                     unet.set_motion_knobs(**cell.knobs.as_dict())
                     model.sampler = samplers[frames_n]
-                    noise_windows = (cell.knobs.attn_window_size, cell.knobs.window_stride) if cell.params["shuffle_windowed_noise"] else None
+                    noise_windows = svs.noise_windows_of(cell.knobs, cell.params["motion_bucket_id"]) if cell.params["shuffle_windowed_noise"] else None
                     torch.manual_seed(cell.params["seed"])
                     result = svs.sample_video(
                         model, tensor, num_frames=frames_n, fps_id=cell.params["fps_id"],
@@ -762,11 +858,13 @@ def run_sweep(
                         noise_windows=noise_windows,
                     )
                 finally:
-                    unet.set_motion_knobs(**base_knobs.as_dict())
+                    unet.set_motion_knobs(**model_knobs.as_dict())
                     model.sampler = base_sampler
                 video = svs.frames_to_uint8(result["frames"])
+                schedule = result["window_schedule"]
                 del result
-                records[cell.index] = _save_cell(output_folder, cell, video, cond_image, common, flag_paths, sweep_command, created)
+                records[cell.index] = _save_cell(output_folder, cell, video, schedule, cond_image, common, flag_paths,
+                                                 sweep_command, created, gif)
                 ran.append(cell.name)
                 tqdm.write(f"wrote {os.path.join(output_folder, cell.name)}.mp4")
                 progress.update(1)
@@ -776,7 +874,12 @@ def run_sweep(
     # -- the views over all cells, rebuilt from the saved frames
     videos = []
     for cell in cells:
-        videos.append(read_frames(cell_paths(output_folder, cell)["frames"]))
+        paths = cell_paths(output_folder, cell)
+        videos.append(read_frames(paths["frames"]))
+        if gif and cell.index in finished and not os.path.isfile(paths["gif"]):  # resumed with --gif: add the GIF
+            svs.write_gif(videos[-1], paths["gif"], cell.params["fps_id"] + 1)
+            records[cell.index] = {**records[cell.index], "gif": os.path.basename(paths["gif"])}
+            write_json(records[cell.index], paths["json"])
         saved = records[cell.index].get("metrics")
         if isinstance(saved, dict) and all(m in saved for m in METRICS):
             cell.metrics = {m: float(saved[m]) for m in METRICS}
@@ -794,20 +897,24 @@ def run_sweep(
             "skipped": [c.name for c in cells if c.index in finished], "plots": plots}
 
 
-def _save_cell(folder: str, cell: Cell, video: np.ndarray, cond_image: torch.Tensor, common: Dict[str, Any],
-               flag_paths: Dict[str, Optional[str]], sweep_command: str, created: str) -> Dict[str, Any]:
-    """Frames, video, then the JSON (last: a cell is finished once its JSON exists)."""
+def _save_cell(folder: str, cell: Cell, video: np.ndarray, schedule: Optional[List[Dict[str, Any]]], cond_image: torch.Tensor,
+               common: Dict[str, Any], flag_paths: Dict[str, Optional[str]], sweep_command: str, created: str,
+               gif: bool = False) -> Dict[str, Any]:
+    """Frames, video (and GIF), then the JSON (last: a cell is finished once its JSON exists)."""
     paths = cell_paths(folder, cell)
     metrics = frame_metrics(video, cond_image)
     fps = cell.params["fps_id"] + 1
     write_frames(video, paths["frames"])
     write_mp4(video, paths["video"], fps)
+    if gif:
+        svs.write_gif(video, paths["gif"], fps)
     cli_params = {
         "input_path": common["input_path"], "version": common["version"], "num_frames": cell.params["num_frames"],
         "num_steps": common["num_steps"], "fps_id": cell.params["fps_id"], "motion_bucket_id": cell.params["motion_bucket_id"],
         "cond_aug": cell.params["cond_aug"], "seed": cell.params["seed"], "decoding_t": common["decoding_t"],
-        "device": common["device"], "output_folder": folder, **flag_paths, **cell.overrides,
-        "shuffle_windowed_noise": cell.params["shuffle_windowed_noise"] or None,
+        "device": common["device"], "output_folder": folder, **flag_paths,
+        **{k: "none" if v is None else v for k, v in cell.overrides.items()},  # `--knob none`: null, not the config's value
+        "shuffle_windowed_noise": cell.params["shuffle_windowed_noise"] or None, "gif": gif or None,
     }
     if cell.angles is not None:
         cli_params["elevations_deg"] = cell.angles["elevations_deg"]
@@ -839,6 +946,8 @@ def _save_cell(folder: str, cell: Cell, video: np.ndarray, cond_image: torch.Ten
         "network_overrides": cell.overrides,
         "motion_knobs": cell.knobs.as_dict(),
         "shuffle_windowed_noise": cell.params["shuffle_windowed_noise"],
+        "attn_window_schedule": schedule,
+        "gif": os.path.basename(paths["gif"]) if gif else None,
         "cell": {"index": cell.index, "name": cell.name, "values": cell.values},
         "metrics": metrics,
         "metrics_on": "the uint8 frames as saved (/255), psnr_frame0 against the conditioning image as used",
@@ -870,20 +979,30 @@ def sweep(
     verbose: bool = False,
     grid: Optional[str] = None,
     resume: bool = False,
+    gif: bool = False,
     temporal_attn_scale: Any = None,
     temporal_attn_k_scale: Any = None,
+    temporal_attn_scale_stages: Any = None,
     position_embedding_frames: Any = None,
     attn_window_size: Any = None,
     attn_window_stride: Any = None,
     attn_window_fusion: Any = None,
+    attn_window_stages: Any = None,
+    attn_window_min: Any = None,
+    attn_window_max: Any = None,
+    attn_window_motion: Any = None,
+    attn_window_loop: Any = None,
+    noise_correlation: Any = None,
     shuffle_windowed_noise: Any = None,
 ) -> None:
     """Sample one image over a grid of knob values with one loaded model; write cells, grid, sheet, CSV, plots.
 
     Every sweepable flag takes one value (a fixed setting of every cell) or comma-separated values
-    (an axis): temporal_attn_scale, temporal_attn_k_scale, position_embedding_frames,
-    attn_window_size, attn_window_stride, attn_window_fusion, shuffle_windowed_noise,
-    motion_bucket_id, fps_id, cond_aug, num_frames, seed. `none` means a null knob.
+    (an axis): the motion knobs (below), shuffle_windowed_noise, motion_bucket_id, fps_id, cond_aug,
+    num_frames, seed. `none` means a null knob. A stage set is written `middle+output` (`all` for
+    every stage), so `--attn_window_stages output,middle+output,all` is an axis of three cells and
+    `--attn_window_stages middle+output` a fixed setting; "[[output],[middle,output],null]" also works.
+    `--attn_window_loop` alone is true; `--attn_window_loop false,true` is an axis.
 
     Args:
         input_path: one image file.
@@ -902,7 +1021,22 @@ def sweep(
         verbose: log at DEBUG level.
         grid: a YAML file mapping axis names to lists of values (an axis may not also be a flag).
         resume: skip the cells already finished in output_folder and rebuild the grid, sheet, CSV and plots.
-        (docs/PATCHES.md defines every knob.)
+        gif: also write an endlessly looping GIF of each cell.
+        temporal_attn_scale: s, temporal softmax scale sqrt(s / d_head).
+        temporal_attn_k_scale: k, temporal keys times k.
+        temporal_attn_scale_stages: stages where s and k act: input, middle, output joined by + (middle+output), or all.
+        position_embedding_frames: E, frame positions linspace(0, E-1, T).
+        attn_window_size: w, temporal attention in windows of w frames, or auto (sized by motion).
+        attn_window_stride: r, window stride (default w // 4).
+        attn_window_fusion: pyramid or flat.
+        attn_window_stages: stages where windows act, joined by + (middle+output), or all; commas separate cells.
+        attn_window_min: smallest auto window (at the most motion).
+        attn_window_max: largest auto window (at no motion).
+        attn_window_motion: motion score of an auto window: bucket or latent.
+        attn_window_loop: circular windows (seamless loops): true or false.
+        noise_correlation: rho in [0, 1), temporally correlated initial noise.
+        shuffle_windowed_noise: FreeNoise rescheduling of the initial noise with each cell's w and r.
+        (docs/PATCHES.md defines every knob; unset knobs keep the config's values.)
     """
     params = dict(locals())
     axis_flags = {name: params.pop(name) for name in (*KNOB_NAMES, "shuffle_windowed_noise")}
@@ -910,7 +1044,7 @@ def sweep(
 
 
 _SWEEP_PARAMS = list(inspect.signature(sweep).parameters)
-_BOOL_PARAMS = {"verbose", "resume", "shuffle_windowed_noise"}
+_BOOL_PARAMS = {"verbose", "resume", "gif", "attn_window_loop", "shuffle_windowed_noise"}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
