@@ -8,6 +8,8 @@ from sgm.data.synthetic_motion import render_clip
 from sgm.eval import metrics
 from sgm.eval.metrics import (
     displacement,
+    loop_closure,
+    loop_seam_ratio,
     mean_abs_frame_difference,
     motion_metrics,
     psnr,
@@ -87,6 +89,39 @@ def test_temporal_smoothness():
     steps[1] = 1.0
     assert temporal_smoothness(steps) == pytest.approx(4.0)
     assert temporal_smoothness(linear[:2]) == 0.0
+
+
+def test_loop_closure_and_seam_ratio():
+    # a linear intensity ramp: every step is 0.1, the seam from the last frame back to the first 0.5
+    ramp = torch.arange(6.0)[:, None, None, None].expand(6, 3, 4, 4) * 0.1
+    assert loop_closure(ramp) == pytest.approx(0.5)
+    assert loop_seam_ratio(ramp) == pytest.approx(5.0)  # T - 1 steps in one seam
+    # a clip that returns to its first frame: 0, 0.2, 0.4, 0.2 -> seam 0.2, mean step 0.2
+    there_and_back = torch.tensor([0.0, 0.2, 0.4, 0.2])[:, None, None, None].expand(4, 3, 2, 2)
+    assert loop_closure(there_and_back) == pytest.approx(0.2)
+    assert loop_seam_ratio(there_and_back) == pytest.approx(1.0)
+    # a slow drift of a smooth pattern (a sinusoid of period 64 px moving 1 px/frame over 8 frames)
+    # opens a seam of about sin(7 pi / 64) / sin(pi / 64) steps; a whole period of motion closes it
+    cols = torch.arange(64.0)
+    drifting = torch.stack([torch.sin(2 * math.pi * (cols - t) / 64).expand(3, 8, 64) for t in range(8)]) * 0.5 + 0.5
+    assert loop_seam_ratio(drifting) == pytest.approx(math.sin(7 * math.pi / 64) / math.sin(math.pi / 64), rel=0.02)
+    texture = textured(size=64)
+    period = torch.stack([torch.roll(texture, shifts=8 * t, dims=-1) for t in range(8)])  # 8 steps of 8 px = 64 px
+    assert loop_closure(period) == pytest.approx(mean_abs_frame_difference(period), rel=0.05)
+    assert loop_seam_ratio(period) == pytest.approx(1.0, rel=0.05)
+    # the seam is the mean absolute difference between the last and first frames, per pixel and channel
+    g = torch.Generator().manual_seed(2)
+    clip = torch.rand(5, 3, 8, 8, generator=g)
+    assert loop_closure(clip) == pytest.approx(float((clip[-1] - clip[0]).abs().mean()))
+    # degenerate clips
+    still = textured()[:, :16, :16].expand(4, 3, 16, 16)
+    assert loop_closure(still) == 0.0 and loop_seam_ratio(still) == 1.0
+    assert loop_closure(clip[:1]) == 0.0 and loop_seam_ratio(clip[:1]) == 1.0
+    jump = torch.zeros(3, 3, 2, 2)
+    jump[-1] = 1.0  # only the last step moves: seam 1, mean step 0.5
+    assert loop_seam_ratio(jump) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        loop_closure(clip[0])
 
 
 def test_motion_metrics_keys_and_values():

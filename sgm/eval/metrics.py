@@ -15,6 +15,8 @@ __all__ = [
     "displacement",
     "psnr",
     "temporal_smoothness",
+    "loop_closure",
+    "loop_seam_ratio",
     "motion_metrics",
 ]
 
@@ -132,6 +134,30 @@ def temporal_smoothness(video: torch.Tensor) -> float:
         return 0.0
     second = video[2:] - 2.0 * video[1:-1] + video[:-2]
     return float((second * second).mean())
+
+
+def loop_closure(video: torch.Tensor) -> float:
+    """Loop seam: mean |x[T-1] - x[0]| over pixels and channels, the jump a looping player shows
+    when it wraps from the last frame back to the first; 0.0 if T < 2."""
+    video = _check_video(video)
+    if video.shape[0] < 2:
+        return 0.0
+    return float((video[-1] - video[0]).abs().mean())
+
+
+def loop_seam_ratio(video: torch.Tensor) -> float:
+    """loop_closure / mean_abs_frame_difference: the seam measured in ordinary frame steps.
+
+    About 1 when the wrap from the last frame to the first looks like any other step of the clip
+    (a seamless loop); about T - 1 for content drifting at constant speed in one direction (before
+    the difference saturates). 1.0 for a still clip (seam and steps both zero) or T < 2; inf when
+    only the seam is non-zero.
+    """
+    video = _check_video(video)
+    seam, step = loop_closure(video), mean_abs_frame_difference(video)
+    if step == 0.0:
+        return 1.0 if seam == 0.0 else math.inf
+    return seam / step
 
 
 def motion_metrics(video: torch.Tensor, cond_image: Optional[torch.Tensor] = None) -> Dict[str, float]:
