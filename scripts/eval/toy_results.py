@@ -530,8 +530,9 @@ def main():
         "",
         "Caveat: the toy model leaves a grain of residual noise in every frame (frame 0 sits near 22-23 dB against "
         "the conditioning image), and that grain is a floor under both motion metrics (about 3.3 px/frame of "
-        "'displacement' and 0.03 of frame difference even at bucket 0, where the shapes barely move). The knobs "
-        "move the metrics by a few percent above that floor, so read the rows as directions, not magnitudes.",
+        "'displacement' and 0.03 of frame difference even at bucket 0, where the shapes barely move). The attention "
+        "knobs move the metrics by a few percent above that floor, so read their rows as directions, not magnitudes; "
+        "noise_correlation is the exception, since it acts on the grain itself.",
     ]
     lines += ["", "![metrics per knob](results.png)", "", "Contact sheet (seed 0; one row per table row, 8 evenly spaced frames from the first to the last):", "", "![contact sheet](results_sheet.png)", ""]
     with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
