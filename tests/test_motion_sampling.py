@@ -145,3 +145,12 @@ def test_correlated_noise_rng_order(model, image, base, rho):
         # the sampler scales its input by sqrt(1 + sigma_max^2); compare the noise it was given
         assert torch.allclose(recorder.noise, expected, atol=1e-6, rtol=0)
         assert not torch.equal(result["z"], base[0]["z"])
+
+
+def test_latent_score_with_a_one_pixel_side():
+    """A side of one latent pixel has no neighbours along it: D_s uses the other direction only."""
+    x = torch.randn(4 * 2, 3, 1, 6, generator=torch.Generator().manual_seed(5))
+    d_t = (x.reshape(2, 4, 3, 1, 6)[:, 1:] - x.reshape(2, 4, 3, 1, 6)[:, :-1]).abs().mean()
+    d_s = (x[..., 1:] - x[..., :-1]).abs().mean()
+    assert abs(latent_motion_score(x, 4) - float(d_t / (d_t + d_s))) < 1e-6
+    assert latent_motion_score(torch.randn(4, 2, 1, 1), 4) == 1.0  # only frame differences exist

@@ -248,7 +248,8 @@ def latent_motion_score(x: torch.Tensor, num_frames: int) -> float:
     if num_frames < 2:
         return 0.0
     x = x.detach().float().reshape(-1, num_frames, *x.shape[1:])
-    d_t = (x[:, 1:] - x[:, :-1]).abs().mean()
-    d_s = 0.5 * ((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean())
-    total = float(d_t + d_s)
-    return float(d_t) / total if total > 0 else 0.0
+    d_t = float((x[:, 1:] - x[:, :-1]).abs().mean())
+    spatial = [(x[..., 1:, :] - x[..., :-1, :]), (x[..., :, 1:] - x[..., :, :-1])]
+    spatial = [float(d.abs().mean()) for d in spatial if d.numel()]  # a 1-pixel side has no neighbours
+    d_s = sum(spatial) / len(spatial) if spatial else 0.0
+    return d_t / (d_t + d_s) if d_t + d_s > 0 else 0.0
