@@ -267,3 +267,15 @@ def test_auto_window_stride_default_follows_the_window():
     assert knobs.resolved(0.0).window_stride == 4 and knobs.resolved(1.0).window_stride == 1
     fixed = MotionKnobs(attn_window_size="auto", attn_window_min=4, attn_window_max=16, attn_window_stride=3)
     assert fixed.resolved(0.0).window_stride == 3 and fixed.resolved(1.0).window_stride == 3
+
+
+def test_non_finite_motion_score_is_refused(unet):
+    try:
+        unet.set_motion_knobs(attn_window_size="auto", attn_window_min=2, attn_window_max=10)
+        unet.set_motion_score(0.5)
+        with pytest.raises(ValueError, match="motion score"):
+            unet.set_motion_score(float("nan"))
+        assert unet.motion_score == 0.5
+    finally:
+        unet.set_motion_score(None)
+        unet.set_motion_knobs(**MotionKnobs().as_dict())

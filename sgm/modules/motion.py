@@ -227,6 +227,8 @@ def windowed_attention(
 
 def adaptive_window_size(motion_score: float, size_min: int, size_max: int) -> int:
     """Window for a motion score m in [0, 1] (clipped): w_max - m (w_max - w_min), rounded half up."""
+    if not math.isfinite(motion_score):
+        raise ValueError(f"motion score must be a finite number, got {motion_score!r}")
     m = min(max(float(motion_score), 0.0), 1.0)
     return int(math.floor(size_max - m * (size_max - size_min) + 0.5))
 

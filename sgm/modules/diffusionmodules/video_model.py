@@ -292,6 +292,8 @@ class VideoUNet(nn.Module):
         is None). The sampling script calls this before the first step and, with
         attn_window_motion latent, after every step.
         """
+        if score is not None:
+            self.motion_knobs.resolved(score)  # validates (ValueError) before anything changes
         self.motion_score = None if score is None else float(score)
         self._push_motion_knobs()
         if not self.motion_knobs.adaptive_window or self.motion_score is None:
