@@ -3,6 +3,7 @@
 x: (B*T, C, H, W) with the T frames of each video contiguous; timesteps: (B*T,);
 context: (B*T, N, context_dim); y: (B*T, adm_in_channels); image_only_indicator: (B, T).
 """
+import math
 from typing import List, Optional, Union
 
 import torch
@@ -292,8 +293,8 @@ class VideoUNet(nn.Module):
         is None). The sampling script calls this before the first step and, with
         attn_window_motion latent, after every step.
         """
-        if score is not None:
-            self.motion_knobs.resolved(score)  # validates (ValueError) before anything changes
+        if score is not None and not math.isfinite(score):
+            raise ValueError(f"motion score must be a finite number, got {score!r}")
         self.motion_score = None if score is None else float(score)
         self._push_motion_knobs()
         if not self.motion_knobs.adaptive_window or self.motion_score is None:
