@@ -478,16 +478,15 @@ def sample_video(
         callback = None
         if knobs.adaptive_window:
             schedule, previous_score = [], unet.motion_score
-            state = {"score": bucket_motion_score(motion_bucket_id), "source": "bucket"}
-            unet.set_motion_score(state["score"])
+            score = bucket_motion_score(motion_bucket_id)
+            state = {"score": score, "source": "bucket", "window": unet.set_motion_score(score)}
 
             def callback(info):  # after step i: log the window it used, then size the next one
-                window = knobs.resolved(state["score"]).attn_window_size
                 schedule.append({"step": info["i"], "sigma": float(info["sigma"].flatten()[0]),
-                                 "motion_score": state["score"], "source": state["source"], "window_size": window})
+                                 "motion_score": state["score"], "source": state["source"], "window_size": state["window"]})
                 if knobs.attn_window_motion == "latent":
-                    state.update(score=latent_motion_score(info["denoised"], num_frames), source="latent")
-                    unet.set_motion_score(state["score"])
+                    score = latent_motion_score(info["denoised"], num_frames)
+                    state.update(score=score, source="latent", window=unet.set_motion_score(score))
 
         try:
             samples_z = model.sampler(denoiser, randn.to(device), cond=c, uc=uc, callback=callback)
@@ -877,10 +876,10 @@ def sample(
 
 
 def flag_value(value: Any) -> Any:
-    """A command-line value as meant: none/null -> None, true/false (any case) -> bool, else as Fire parsed it."""
+    """A command-line value as meant: none/null/~ -> None, true/false (any case) -> bool, else as Fire parsed it."""
     if isinstance(value, str):
         word = value.strip().lower()
-        if word in ("none", "null"):
+        if word in ("none", "null", "~"):
             return None
         if word in ("true", "false"):
             return word == "true"

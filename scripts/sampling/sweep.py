@@ -139,14 +139,11 @@ def _slug(value: Any, axis: Optional[str] = None) -> str:
 
 
 def parse_scalar(value: Any) -> Any:
-    """One value from the command line or YAML: none/null -> None, true/false -> bool, numeric text -> number."""
+    """One value from the command line or YAML: none/null -> None, true/false -> bool (svs.flag_value),
+    numeric text -> number."""
+    value = svs.flag_value(value)
     if isinstance(value, str):
         text = value.strip()
-        low = text.lower()
-        if low in ("none", "null", "~"):
-            return None
-        if low in ("true", "false"):
-            return low == "true"
         for kind in (int, float):
             try:
                 return kind(text)

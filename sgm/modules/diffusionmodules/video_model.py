@@ -119,7 +119,7 @@ class VideoUNet(nn.Module):
         temporal_attn_scale: float = 1.0,
         temporal_attn_k_scale: float = 1.0,
         position_embedding_frames: Optional[int] = None,
-        attn_window_size: Optional[int] = None,
+        attn_window_size: Union[int, str, None] = None,
         attn_window_stride: Optional[int] = None,
         attn_window_fusion: str = "pyramid",
         temporal_attn_scale_stages: Optional[List[str]] = None,
@@ -296,16 +296,16 @@ class VideoUNet(nn.Module):
         if score is not None and not math.isfinite(score):
             raise ValueError(f"motion score must be a finite number, got {score!r}")
         self.motion_score = None if score is None else float(score)
-        self._push_motion_knobs()
-        if not self.motion_knobs.adaptive_window or self.motion_score is None:
-            return None
-        return self.motion_knobs.resolved(self.motion_score).attn_window_size
+        knobs = self._push_motion_knobs()
+        return knobs.attn_window_size if self.motion_knobs.adaptive_window and score is not None else None
 
-    def _push_motion_knobs(self) -> None:
+    def _push_motion_knobs(self) -> MotionKnobs:
+        """Hand the knobs, an "auto" window sized by motion_score, to every transformer; returns them."""
         knobs = self.motion_knobs.resolved(self.motion_score)
         for module in self.modules():
             if isinstance(module, SpatialVideoTransformer):
                 module.set_motion_knobs(knobs)
+        return knobs
 
     def forward(
         self,
