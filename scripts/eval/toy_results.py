@@ -217,7 +217,7 @@ def shift(base, other, metric):
 
 
 def identity_checks(results):
-    """Pairs of rows that must be identical by construction (same sampling, or a knob that must be a no-op)."""
+    """Pairs of rows that must be identical by construction: different knobs that must sample the same."""
     t = 3 * TRAINED_FRAMES
     pairs = [
         (("temporal_attn_k_scale", "k = 0.5"), ("temporal_attn_scale", "s = 0.25"), "k = 0.5 vs s = 0.25"),
@@ -225,11 +225,6 @@ def identity_checks(results):
         ((RHO, f"{t} frames, rho = 0.0"), ("windows at 3x length", f"{t} frames, full attention"), "rho = 0 vs the default (24 frames)"),
         ((LOOP, "w = 24 (= T), loop"), (LOOP, "full attention"), "loop with w = T vs full attention"),
         ((ADAPTIVE, "bucket 0, auto 4..24 (bucket), r = 2"), (ADAPTIVE, "bucket 0, full attention"), "auto window at bucket 0 (w = 24 = T) vs full attention"),
-        ((CASCADE, "full attention"), ("windows at 3x length", f"{t} frames, full attention"), "repeated full-attention run"),
-        ((CASCADE, "w = 8, r = 4, all stages"), ("windows at 3x length", f"{t} frames, w = 8, r = 4"), "repeated window run"),
-        ((ADAPTIVE, "bucket 127, full attention"), (CASCADE, "full attention"), "repeated full-attention run"),
-        ((ADAPTIVE, "bucket 127, fixed w = 8, r = 4"), (CASCADE, "w = 8, r = 4, all stages"), "repeated window run"),
-        ((LOOP, "w = 8, r = 4, output only"), (CASCADE, "w = 8, r = 4, output only (cascade)"), "repeated cascade run"),
     ]
     out = []
     for a, b, what in pairs:
@@ -492,9 +487,13 @@ def main():
     args = parser.parse_args()
     start = time.time()
     model = load_toy_model(args.device)
-    results, clips = [], []
+    results, clips, sampled = [], [], {}
     for setting in tqdm(settings(), desc="settings"):
-        rows, clip = run_setting(model, setting, args.seeds, args.device)
+        # a row repeating another group's sampling (same frames, bucket, knobs as written, noise) reuses it
+        key = (setting.num_frames, setting.motion_bucket_id, repr(sorted(setting.knobs.items())), setting.shuffle_windowed_noise)
+        if key not in sampled:
+            sampled[key] = run_setting(model, setting, args.seeds, args.device)
+        rows, clip = sampled[key]
         results.append((setting, rows))
         clips.append((setting, clip))
     os.makedirs(args.out, exist_ok=True)
