@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import fire
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from PIL import Image
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -322,13 +322,19 @@ def noise_windows_of(knobs: MotionKnobs, motion_bucket_id: int) -> Tuple[int, in
     return knobs.attn_window_size, knobs.window_stride
 
 
-def motion_knobs_of(cfg: DictConfig, config_path: str) -> MotionKnobs:
-    """The motion knobs the model will be built with (config values, flags applied), validated."""
+def config_knob_values(cfg: DictConfig) -> Dict[str, Any]:
+    """The raw motion-knob values set in the config's network params (lists as plain lists)."""
     network = cfg.model.params.get("network_config")
     params = network.get("params") if isinstance(network, DictConfig) else None
-    values = {k: params[k] for k in KNOB_NAMES if params is not None and k in params}
+    if params is None:
+        return {}
+    return {k: OmegaConf.to_container(params[k]) if isinstance(params[k], ListConfig) else params[k] for k in KNOB_NAMES if k in params}
+
+
+def motion_knobs_of(cfg: DictConfig, config_path: str) -> MotionKnobs:
+    """The motion knobs the model will be built with (config values, flags applied), validated."""
     try:
-        return MotionKnobs(**values)
+        return MotionKnobs(**config_knob_values(cfg))
     except ValueError as err:
         raise InputError(f"{err} (config {config_path} or its flag)") from None
 

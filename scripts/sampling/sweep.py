@@ -400,15 +400,6 @@ def finished_record(folder: str, cell: Cell) -> Optional[Dict[str, Any]]:
     return record if isinstance(record, dict) else None
 
 
-def config_knob_values(cfg: DictConfig) -> Dict[str, Any]:
-    """The raw motion knob values in the config's network params (as simple_video_sample.motion_knobs_of reads them)."""
-    network = cfg.model.params.get("network_config")
-    params = network.get("params") if isinstance(network, DictConfig) else None
-    if params is None:
-        return {}
-    return {k: OmegaConf.to_container(params[k]) if isinstance(params[k], ListConfig) else params[k] for k in KNOB_NAMES if k in params}
-
-
 def _json_round_trip(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
@@ -724,7 +715,7 @@ def run_sweep(
         if not any(name in KNOB_NAMES for name in axes):
             raise
         base_knobs = None  # valid only with the axes' values: each cell is checked (and the model built with cell 0's)
-    cells = make_cells(axes, base, base_knobs if base_knobs is not None else config_knob_values(cfg), base_overrides)
+    cells = make_cells(axes, base, base_knobs if base_knobs is not None else svs.config_knob_values(cfg), base_overrides)
     model_knobs = base_knobs if base_knobs is not None else cells[0].knobs
     model_cfg = cfg
     if base_knobs is None:
