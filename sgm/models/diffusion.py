@@ -84,13 +84,15 @@ class DiffusionEngine(pl.LightningModule):
         return nullcontext()
 
     @torch.no_grad()
-    def decode_first_stage(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents (N, C, h, w) -> images (N, 3, H, W) in about [-1, 1], `en_and_decode_n_samples_a_time` at once.
+    def decode_first_stage(self, z: torch.Tensor, n_samples_a_time: Optional[int] = None) -> torch.Tensor:
+        """Latents (N, C, h, w) -> images (N, 3, H, W) in about [-1, 1], `n_samples_a_time` at once
+        (default `en_and_decode_n_samples_a_time`, else all).
 
-        A temporal decoder sees each chunk as one clip (timesteps = chunk length).
+        A temporal decoder sees each chunk as one clip (timesteps = chunk length). z is cast to the
+        first stage's dtype (a no-op in float32).
         """
-        z = 1.0 / self.scale_factor * z
-        step = default(self.en_and_decode_n_samples_a_time, z.shape[0])
+        z = (1.0 / self.scale_factor * z).to(next(self.first_stage_model.parameters()).dtype)
+        step = n_samples_a_time or default(self.en_and_decode_n_samples_a_time, z.shape[0])
         video = isinstance(self.first_stage_model.decoder, VideoDecoder)
         out = []
         with self._first_stage_autocast(z):

@@ -1,10 +1,13 @@
 """Motion knobs of sgm-motion: what they mean, how they are validated, and the math they drive.
 
-The knobs act on the temporal self-attention (attn1 of every VideoTransformerBlock), on the
-frame position embedding of every SpatialVideoTransformer and (noise_correlation, the motion
-source of the adaptive window) on the sampling loop; docs/PATCHES.md has the equations.
-T is the number of frames of one clip; tensors in this module are (batch, T, channels) unless
-stated otherwise.
+Two groups, each one frozen dataclass and the single definition of its names:
+- MotionKnobs (network knobs): read by the VideoUNet, on the temporal self-attention (attn1 of
+  every VideoTransformerBlock) and the frame position embedding of every SpatialVideoTransformer;
+- SamplingKnobs: read by the sampling loop (initial noise, the motion source of an auto window);
+  they live in the YAML's sampler_config.params or come with a pipeline call.
+KNOB_HELP holds the one-line description of every knob, used by the scripts' --help and checked
+against the docs. docs/PATCHES.md has the equations. T is the number of frames of one clip;
+tensors in this module are (batch, T, channels) unless stated otherwise.
 """
 import math
 import numbers
@@ -33,6 +36,12 @@ def _check_optional_int(key: str, value, minimum: int = 1) -> Optional[int]:
     return int(value)
 
 
+def _check_bool(key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
 def _check_stages(key: str, value) -> Optional[Tuple[str, ...]]:
     """None (every stage), or a non-empty subset of STAGES given as a list or comma-separated text,
     returned as a tuple in UNet order."""
@@ -49,6 +58,20 @@ def _check_stages(key: str, value) -> Optional[Tuple[str, ...]]:
     return tuple(stage for stage in STAGES if stage in items)
 
 
+def _updated(self, **changes):
+    """A validated copy with some knobs changed (unknown names raise ValueError)."""
+    names = tuple(type(self).__dataclass_fields__)
+    unknown = sorted(set(changes) - set(names))
+    if unknown:
+        raise ValueError(f"unknown {type(self).__name__} knob(s): {', '.join(unknown)}; known: {', '.join(names)}")
+    return replace(self, **changes)
+
+
+def _as_dict(self) -> dict:
+    """The knobs as plain YAML/JSON values (tuples as lists)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
 @dataclass(frozen=True)
 class MotionKnobs:
     """The motion knobs, validated on construction; the defaults reproduce upstream exactly.
@@ -60,10 +83,9 @@ class MotionKnobs:
     attn_window_size (w, or "auto"), attn_window_stride (r, default max(1, w // 4)),
     attn_window_fusion: temporal self-attention inside windows of w frames, fused per frame.
     attn_window_stages: the UNet stages where windows apply (None: all).
-    attn_window_min, attn_window_max, attn_window_motion: with w = "auto", w follows a motion
-        score m in [0, 1]: round(w_max - m (w_max - w_min)); m from the motion bucket or the latent.
+    attn_window_min, attn_window_max: with w = "auto", w follows a motion score m in [0, 1]:
+        round(w_max - m (w_max - w_min)); m is set by the sampling loop (SamplingKnobs).
     attn_window_loop: circular windows (wrapping from the last frame to the first).
-    noise_correlation (rho): initial noise sqrt(rho) * shared + sqrt(1 - rho) * own per frame.
     Knobs that belong to a mechanism that is off (e.g. attn_window_min without "auto") are ignored.
     """
 
@@ -77,9 +99,7 @@ class MotionKnobs:
     attn_window_stages: Optional[Tuple[str, ...]] = None
     attn_window_min: Optional[int] = None
     attn_window_max: Optional[int] = None
-    attn_window_motion: str = "bucket"
     attn_window_loop: bool = False
-    noise_correlation: float = 0.0
 
     def __post_init__(self):
         set_ = lambda key, value: object.__setattr__(self, key, value)  # noqa: E731 (frozen dataclass)
@@ -98,14 +118,7 @@ class MotionKnobs:
         set_("attn_window_max", _check_optional_int("attn_window_max", self.attn_window_max))
         if self.attn_window_fusion not in FUSIONS:
             raise ValueError(f"attn_window_fusion must be one of {', '.join(FUSIONS)}, got {self.attn_window_fusion!r}")
-        if self.attn_window_motion not in MOTION_SOURCES:
-            raise ValueError(f"attn_window_motion must be one of {', '.join(MOTION_SOURCES)}, got {self.attn_window_motion!r}")
-        if not isinstance(self.attn_window_loop, bool):
-            raise ValueError(f"attn_window_loop must be true or false, got {self.attn_window_loop!r}")
-        rho = self.noise_correlation
-        if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not 0 <= rho < 1:
-            raise ValueError(f"noise_correlation must be a number in [0, 1), got {rho!r}")
-        set_("noise_correlation", float(rho))
+        _check_bool("attn_window_loop", self.attn_window_loop)
         if self.attn_window_min is not None and self.attn_window_max is not None:
             if self.attn_window_min > self.attn_window_max:
                 raise ValueError(
@@ -119,16 +132,8 @@ class MotionKnobs:
             name = "attn_window_min" if self.attn_window_size == AUTO else "attn_window_size"
             raise ValueError(f"attn_window_stride must be <= {name} ({smallest}), got {self.attn_window_stride!r}")
 
-    def updated(self, **changes) -> "MotionKnobs":
-        """A validated copy with some knobs changed (unknown names raise ValueError)."""
-        unknown = sorted(set(changes) - set(KNOB_NAMES))
-        if unknown:
-            raise ValueError(f"unknown motion knob(s): {', '.join(unknown)}; known: {', '.join(KNOB_NAMES)}")
-        return replace(self, **changes)
-
-    def as_dict(self) -> dict:
-        """The knobs as plain YAML/JSON values (stage tuples as lists)."""
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+    updated = _updated
+    as_dict = _as_dict
 
     @property
     def adaptive_window(self) -> bool:
@@ -167,7 +172,56 @@ class MotionKnobs:
         return replace(self, **changes) if changes else self
 
 
-KNOB_NAMES = tuple(MotionKnobs.__dataclass_fields__)
+@dataclass(frozen=True)
+class SamplingKnobs:
+    """The knobs of the sampling loop, validated on construction; the defaults reproduce upstream.
+
+    noise_correlation (rho): initial noise sqrt(rho) * shared + sqrt(1 - rho) * own per frame.
+    shuffle_windowed_noise: FreeNoise rescheduling of the initial noise with the network's w and r.
+    attn_window_motion: motion score of an "auto" window, bucket (motion_bucket_id / 255, fixed)
+        or latent (after every step, from the guided denoised estimate; latent_motion_score).
+    """
+
+    noise_correlation: float = 0.0
+    shuffle_windowed_noise: bool = False
+    attn_window_motion: str = "bucket"
+
+    def __post_init__(self):
+        rho = self.noise_correlation
+        if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not 0 <= rho < 1:
+            raise ValueError(f"noise_correlation must be a number in [0, 1), got {rho!r}")
+        object.__setattr__(self, "noise_correlation", float(rho))
+        _check_bool("shuffle_windowed_noise", self.shuffle_windowed_noise)
+        if self.attn_window_motion not in MOTION_SOURCES:
+            raise ValueError(f"attn_window_motion must be one of {', '.join(MOTION_SOURCES)}, got {self.attn_window_motion!r}")
+
+    updated = _updated
+    as_dict = _as_dict
+
+
+KNOB_NAMES = tuple(MotionKnobs.__dataclass_fields__)  # network knobs: VideoUNet parameters
+SAMPLING_KNOB_NAMES = tuple(SamplingKnobs.__dataclass_fields__)  # sampler_config.params / pipeline call
+ALL_KNOB_NAMES = KNOB_NAMES + SAMPLING_KNOB_NAMES
+_FIELDS = {**MotionKnobs.__dataclass_fields__, **SamplingKnobs.__dataclass_fields__}
+BOOL_KNOBS = tuple(name for name, f in _FIELDS.items() if isinstance(f.default, bool))
+STAGE_KNOBS = ("temporal_attn_scale_stages", "attn_window_stages")  # values: None or a tuple of STAGES
+
+KNOB_HELP = {
+    "temporal_attn_scale": "s: temporal softmax scale sqrt(s / d_head) instead of 1 / sqrt(d_head); > 1 more motion, < 1 less",
+    "temporal_attn_k_scale": "k: temporal keys times k (logits times k sqrt(s) overall)",
+    "temporal_attn_scale_stages": "UNet stages where s and k act: input, middle, output (default all)",
+    "position_embedding_frames": "E: frame positions linspace(0, E - 1, T) instead of 0 .. T - 1",
+    "attn_window_size": "w: temporal self-attention in windows of w frames, or auto (sized by motion)",
+    "attn_window_stride": "r: step between window starts (default w // 4)",
+    "attn_window_fusion": "pyramid or flat: per-frame weights of overlapping windows",
+    "attn_window_stages": "UNet stages where windows act: input, middle, output (default all)",
+    "attn_window_min": "smallest auto window (at the most motion)",
+    "attn_window_max": "largest auto window (at no motion)",
+    "attn_window_loop": "circular windows: the last frames attend to the first (seamless loops)",
+    "noise_correlation": "rho in [0, 1): initial noise sqrt(rho) shared + sqrt(1 - rho) own per frame",
+    "shuffle_windowed_noise": "FreeNoise rescheduling of the initial noise with the run's w and r",
+    "attn_window_motion": "motion score of an auto window: bucket (motion_bucket_id / 255) or latent (per step)",
+}
 
 
 def frame_positions(num_frames: int, embedding_frames: Optional[int], device=None) -> torch.Tensor:

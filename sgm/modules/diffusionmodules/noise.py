@@ -1,8 +1,10 @@
 """Initial-noise schedules for videos (noise is (T, C, h, w), one row per frame)."""
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
+
+from ..motion import SamplingKnobs
 
 
 def correlate_noise(noise: torch.Tensor, rho: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -34,6 +36,20 @@ def shuffle_windowed_noise(noise: torch.Tensor, window_size: int, stride: int, g
     for start in range(window_size, num_frames, stride):
         count = min(stride, num_frames - start)
         source = out[start - window_size : start - window_size + stride]
-        perm = torch.randperm(stride, generator=generator, device="cpu")[:count]
+        perm = torch.randperm(stride, generator=generator, device="cpu" if generator is None else generator.device)[:count]
         out[start : start + count] = source[perm.to(out.device)]
     return out
+
+
+def initial_noise(
+    noise: torch.Tensor, knobs: SamplingKnobs, window: Optional[Tuple[int, int]], generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
+    """The sampling loop's starting noise from i.i.d. `noise` (T, C, h, w): correlated by
+    knobs.noise_correlation, then, with knobs.shuffle_windowed_noise, rescheduled with the
+    network's window `window` = (w, r) (ValueError when there is none). At the defaults `noise` itself."""
+    noise = correlate_noise(noise, knobs.noise_correlation, generator)
+    if not knobs.shuffle_windowed_noise:
+        return noise
+    if window is None:
+        raise ValueError("shuffle_windowed_noise needs attn_window_size")
+    return shuffle_windowed_noise(noise, *window, generator=generator)

@@ -4,6 +4,11 @@ A sampler is called as sampler(denoiser, x, cond, uc) with x ~ N(0, I) of the la
 denoiser(x, sigma, cond) -> D(x; sigma); it returns the sample at sigma = 0. An optional
 `callback(info)` sees every step's guided denoised estimate, k-diffusion style:
 info = {"i": step index, "sigma": sigma_hat of the step (tensor), "denoised": D (shape of x)}.
+Noise drawn inside the loop (churn) comes from `generator` (torch's global RNG when None).
+
+The sampler also holds the sampling-loop knobs (sgm.modules.motion.SamplingKnobs: initial-noise
+correlation and rescheduling, the motion source of an auto window) as `sampling_knobs`; the
+pipeline (sgm.inference) reads them there, and a call may override them.
 """
 from typing import Callable, Dict, Optional
 
@@ -11,13 +16,25 @@ import torch
 from tqdm.auto import tqdm
 
 from ...util import append_dims, default, instantiate_from_config
+from ..motion import SamplingKnobs
 from .sampling_utils import to_d
 
 DEFAULT_GUIDER = {"target": "sgm.modules.diffusionmodules.guiders.IdentityGuider"}
 
 
 class BaseDiffusionSampler:
-    def __init__(self, discretization_config: Dict, num_steps: Optional[int] = None, guider_config: Optional[Dict] = None, verbose: bool = False, device=None):
+    def __init__(
+        self,
+        discretization_config: Dict,
+        num_steps: Optional[int] = None,
+        guider_config: Optional[Dict] = None,
+        verbose: bool = False,
+        device=None,
+        noise_correlation: float = 0.0,
+        shuffle_windowed_noise: bool = False,
+        attn_window_motion: str = "bucket",
+    ):
+        self.sampling_knobs = SamplingKnobs(noise_correlation, shuffle_windowed_noise, attn_window_motion)
         self.num_steps = num_steps
         self.discretization = instantiate_from_config(discretization_config)
         self.guider = instantiate_from_config(default(guider_config, DEFAULT_GUIDER))
@@ -60,10 +77,10 @@ class EDMSampler(SingleStepDiffusionSampler):
         self.s_tmax = s_tmax
         self.s_noise = s_noise
 
-    def sampler_step(self, sigma, next_sigma, denoiser, x, cond, uc=None, gamma=0.0, on_denoised=None):
+    def sampler_step(self, sigma, next_sigma, denoiser, x, cond, uc=None, gamma=0.0, on_denoised=None, generator=None):
         sigma_hat = sigma * (gamma + 1.0)
         if gamma > 0:
-            eps = torch.randn_like(x) * self.s_noise
+            eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) * self.s_noise
             x = x + eps * append_dims(sigma_hat**2 - sigma**2, x.ndim) ** 0.5
         denoised = self.denoise(x, denoiser, sigma_hat, cond, uc)
         if on_denoised is not None:
@@ -75,7 +92,7 @@ class EDMSampler(SingleStepDiffusionSampler):
     def possible_correction_step(self, euler_step, x, d, dt, next_sigma, denoiser, cond, uc):
         return euler_step
 
-    def __call__(self, denoiser, x, cond, uc=None, num_steps=None, callback: Optional[Callable[[Dict], None]] = None):
+    def __call__(self, denoiser, x, cond, uc=None, num_steps=None, callback: Optional[Callable[[Dict], None]] = None, generator=None):
         x, s_in, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
         for i in self.get_sigma_gen(num_sigmas):
             in_churn_range = self.s_tmin <= sigmas[i] <= self.s_tmax
@@ -83,7 +100,7 @@ class EDMSampler(SingleStepDiffusionSampler):
             on_denoised = None
             if callback is not None:
                 on_denoised = lambda sigma_hat, denoised, i=i: callback({"i": i, "sigma": sigma_hat, "denoised": denoised})  # noqa: E731
-            x = self.sampler_step(s_in * sigmas[i], s_in * sigmas[i + 1], denoiser, x, cond, uc, gamma, on_denoised)
+            x = self.sampler_step(s_in * sigmas[i], s_in * sigmas[i + 1], denoiser, x, cond, uc, gamma, on_denoised, generator)
         return x
 
 

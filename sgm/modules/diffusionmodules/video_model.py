@@ -4,7 +4,8 @@ x: (B*T, C, H, W) with the T frames of each video contiguous; timesteps: (B*T,);
 context: (B*T, N, context_dim); y: (B*T, adm_in_channels); image_only_indicator: (B, T).
 """
 import math
-from typing import List, Optional, Union
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Union
 
 import torch
 from einops import rearrange
@@ -79,8 +80,8 @@ class VideoUNet(nn.Module):
 
     The arguments from temporal_attn_scale on are sgm-motion's knobs (see
     sgm.modules.motion.MotionKnobs and docs/PATCHES.md); at their defaults the network is
-    upstream's. `set_motion_knobs` changes them on a built model; `set_motion_score` sizes an
-    "auto" window. noise_correlation and attn_window_motion are read by the sampling loop.
+    upstream's. `set_motion_knobs` changes them on a built model, `set_motion_score` sizes an
+    "auto" window, and `motion_knobs_applied` does both for the length of a `with` block only.
     """
 
     def __init__(
@@ -126,9 +127,7 @@ class VideoUNet(nn.Module):
         attn_window_stages: Optional[List[str]] = None,
         attn_window_min: Optional[int] = None,
         attn_window_max: Optional[int] = None,
-        attn_window_motion: str = "bucket",
         attn_window_loop: bool = False,
-        noise_correlation: float = 0.0,
     ):
         super().__init__()
         self.motion_knobs = MotionKnobs(
@@ -142,9 +141,7 @@ class VideoUNet(nn.Module):
             attn_window_stages=attn_window_stages,
             attn_window_min=attn_window_min,
             attn_window_max=attn_window_max,
-            attn_window_motion=attn_window_motion,
             attn_window_loop=attn_window_loop,
-            noise_correlation=noise_correlation,
         )
         self.motion_score: Optional[float] = None
         if context_dim is None:
@@ -290,14 +287,26 @@ class VideoUNet(nn.Module):
         """Set the motion score m in [0, 1] that sizes an "auto" window (clipped; None unsets it).
 
         Returns the window size now in use, or None when attn_window_size is not auto (or the score
-        is None). The sampling script calls this before the first step and, with
-        attn_window_motion latent, after every step.
+        is None). The pipeline (sgm.inference) calls this before the first step and, with the
+        sampler's attn_window_motion latent, after every step.
         """
         if score is not None and not math.isfinite(score):
             raise ValueError(f"motion score must be a finite number, got {score!r}")
         self.motion_score = None if score is None else float(score)
         knobs = self._push_motion_knobs()
         return knobs.attn_window_size if self.motion_knobs.adaptive_window and score is not None else None
+
+    @contextmanager
+    def motion_knobs_applied(self, knobs: MotionKnobs) -> Iterator[MotionKnobs]:
+        """Use `knobs` (no motion score set) inside the `with` block; the knobs and motion score
+        the model had are back afterwards, also when the block raised."""
+        saved = (self.motion_knobs, self.motion_score)
+        self.motion_knobs, self.motion_score = knobs, None
+        try:
+            yield self._push_motion_knobs()
+        finally:
+            self.motion_knobs, self.motion_score = saved
+            self._push_motion_knobs()
 
     def _push_motion_knobs(self) -> MotionKnobs:
         """Hand the knobs, an "auto" window sized by motion_score, to every transformer; returns them."""
