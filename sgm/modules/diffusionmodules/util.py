@@ -3,6 +3,7 @@ import math
 
 import torch
 from einops import rearrange
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -30,10 +31,12 @@ def zero_module(module: nn.Module) -> nn.Module:
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 whatever the input dtype."""
+    """GroupNorm computed in float32 whatever the input dtype (and the weights': float16/bfloat16
+    weights are cast up for the call, a no-op in float32)."""
 
     def forward(self, x):
-        return super().forward(x.float()).type(x.dtype)
+        weight, bias = (None if p is None else p.float() for p in (self.weight, self.bias))
+        return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).type(x.dtype)
 
 
 def normalization(channels: int) -> nn.Module:
