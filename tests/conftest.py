@@ -177,3 +177,72 @@ def read_video():
 @pytest.fixture(autouse=True, scope="session")
 def _two_threads():
     torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+# --------------------------------------------------------------------------------------------------
+# The tiny model's VideoUNet and straightforward references of the temporal attention (T = 12)
+
+
+def make_unet_inputs(frames=12, seed=0):
+    """Inputs of the tiny VideoUNet for 2 clips of `frames` frames (x (2T, 8, 16, 16), ...)."""
+    g = torch.Generator().manual_seed(seed)
+    n = 2 * frames
+    return dict(
+        x=torch.randn(n, 8, 16, 16, generator=g),
+        timesteps=torch.full((n,), 0.3),
+        context=torch.randn(n, 1, 32, generator=g),
+        y=torch.randn(n, 48, generator=g),
+        num_video_frames=frames,
+        image_only_indicator=torch.zeros(2, frames),
+    )
+
+
+@pytest.fixture(scope="session")
+def unet_inputs():
+    return make_unet_inputs
+
+
+@pytest.fixture(scope="module")
+def unet(tiny_model):
+    return tiny_model.model.diffusion_model
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return make_unet_inputs()
+
+
+@pytest.fixture(scope="module")
+def default_out(unet, inputs):
+    with torch.no_grad():
+        return unet(**inputs)
+
+
+class Reference:
+    """Attention written out plainly: explicit per-head softmax, explicitly listed windows."""
+
+    @staticmethod
+    def starts(t, w, r):
+        """Linear window starts: 0, r, 2r, ... while the window fits, then T - w if frames remain."""
+        starts, s = [], 0
+        while s + w <= t:
+            starts.append(s)
+            s += r
+        if starts[-1] + w < t:
+            starts.append(t - w)
+        return starts
+
+    @staticmethod
+    def attention(q, k, v, heads, s, kscale):
+        """q, k, v (B, N, H*D); softmax(q (k * kscale)^T * sqrt(s / D)) v per head, in float64."""
+        b, n, hd = q.shape
+        d = hd // heads
+        q, k, v = (x.reshape(b, -1, heads, d).transpose(1, 2).double() for x in (q, k, v))
+        logits = q @ (k * kscale).transpose(-1, -2) * (s / d) ** 0.5
+        out = torch.softmax(logits, dim=-1) @ v
+        return out.transpose(1, 2).reshape(b, n, hd).float()
+
+
+@pytest.fixture(scope="session")
+def reference():
+    return Reference

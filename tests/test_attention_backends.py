@@ -10,8 +10,15 @@ import pytest
 import torch
 
 import sgm.modules.attention as attention
-from parity import tiny_model
-from test_motion_knobs import CASES, unet_inputs
+from sgm.modules.motion import MotionKnobs
+
+CASES = {
+    "s=2,k=0.7": dict(temporal_attn_scale=2.0, temporal_attn_k_scale=0.7),
+    "E=20": dict(position_embedding_frames=20),
+    "w=5,r=3,pyramid": dict(attn_window_size=5, attn_window_stride=3, attn_window_fusion="pyramid"),
+    "all": dict(temporal_attn_scale=2.0, temporal_attn_k_scale=0.7, position_embedding_frames=20, attn_window_size=5,
+                attn_window_stride=3, attn_window_fusion="pyramid"),
+}
 
 
 def test_xformers_never_chosen_for_cpu_tensors():
@@ -32,23 +39,23 @@ def fake_xformers(calls):
 
 
 @pytest.fixture(scope="module")
-def sdpa_unet():
-    return tiny_model().model.diffusion_model
+def sdpa_unet(unet):
+    return unet
 
 
 @pytest.fixture(scope="module")
-def xformers_unet():
-    return tiny_model(spatial_transformer_attn_type="softmax-xformers").model.diffusion_model
+def xformers_unet(tiny_model_factory):
+    return tiny_model_factory(spatial_transformer_attn_type="softmax-xformers").model.diffusion_model
 
 
-def test_softmax_xformers_config_runs_on_cpu(sdpa_unet, xformers_unet):
+def test_softmax_xformers_config_runs_on_cpu(sdpa_unet, xformers_unet, unet_inputs):
     inputs = unet_inputs(frames=5)
     with torch.no_grad():
         assert torch.equal(sdpa_unet(**inputs), xformers_unet(**inputs))
 
 
 @pytest.mark.parametrize("name", ["s=2,k=0.7", "E=20", "w=5,r=3,pyramid", "all"])
-def test_fake_xformers_honours_knobs(name, sdpa_unet, xformers_unet, monkeypatch):
+def test_fake_xformers_honours_knobs(name, sdpa_unet, xformers_unet, monkeypatch, unet_inputs):
     calls = []
     monkeypatch.setattr(attention, "xformers_can_run", lambda q: True)
     monkeypatch.setattr(attention, "_xformers", lambda: fake_xformers(calls))
@@ -61,7 +68,7 @@ def test_fake_xformers_honours_knobs(name, sdpa_unet, xformers_unet, monkeypatch
             expected, out = sdpa_unet(**inputs), xformers_unet(**inputs)
     finally:
         for unet in (sdpa_unet, xformers_unet):
-            unet.set_motion_knobs(temporal_attn_scale=1.0, temporal_attn_k_scale=1.0, position_embedding_frames=None, attn_window_size=None, attn_window_stride=None)
+            unet.set_motion_knobs(**MotionKnobs().as_dict())
     assert calls, "the xformers branch was not taken"
     assert (out - expected).abs().max().item() <= 2e-5
     s = knobs.get("temporal_attn_scale", 1.0)

@@ -1,10 +1,12 @@
-"""Bad knob values raise ValueError naming the key and the value: at build time and at runtime."""
+"""Bad knob values raise ValueError naming the key and the value: in a config (network knobs in
+network_config, sampling knobs in sampler_config), at runtime, and in a pipeline call."""
 import math
 
 import pytest
+from omegaconf import OmegaConf
 
-from parity import tiny_config, tiny_model
-from sgm.modules.motion import MotionKnobs
+from sgm.inference import InputError
+from sgm.modules.motion import SAMPLING_KNOB_NAMES, MotionKnobs, SamplingKnobs
 from sgm.util import instantiate_from_config
 
 BAD = [
@@ -34,25 +36,55 @@ BAD = [
     ("temporal_attn_scale_stages", ""),
     ("attn_window_min", 0),
     ("attn_window_max", 2.5),
-    ("attn_window_motion", "flow"),
-    ("attn_window_motion", None),
     ("attn_window_loop", "yes"),
     ("attn_window_loop", 1),
     ("attn_window_loop", None),
+]
+BAD_SAMPLING = [
     ("noise_correlation", 1.0),
     ("noise_correlation", -0.1),
     ("noise_correlation", math.nan),
     ("noise_correlation", True),
     ("noise_correlation", "0.5"),
+    ("shuffle_windowed_noise", "yes"),
+    ("shuffle_windowed_noise", 1),
+    ("attn_window_motion", "flow"),
+    ("attn_window_motion", None),
 ]
 
 
 @pytest.mark.parametrize("key,value", BAD)
-def test_bad_value_in_config(key, value):
-    cfg = tiny_config(**{key: value})
+def test_bad_value_in_config(key, value, paths):
+    network = OmegaConf.load(paths.tiny_config).model.params.network_config
+    network.params[key] = value
     with pytest.raises(ValueError) as err:
-        instantiate_from_config(cfg.model.params.network_config)
+        instantiate_from_config(network)
     assert key in str(err.value) and repr(value) in str(err.value)
+
+
+@pytest.mark.parametrize("key,value", BAD_SAMPLING)
+def test_bad_sampling_knob_in_sampler_config(key, value, paths):
+    sampler = OmegaConf.load(paths.tiny_config).model.params.sampler_config
+    sampler.params[key] = value
+    with pytest.raises(ValueError) as err:
+        instantiate_from_config(sampler)
+    assert key in str(err.value) and repr(value) in str(err.value)
+
+
+def test_sampling_knobs_are_not_network_parameters(paths):
+    for key, value in (("noise_correlation", 0.2), ("attn_window_motion", "latent"), ("shuffle_windowed_noise", True)):
+        network = OmegaConf.load(paths.tiny_config).model.params.network_config
+        network.params[key] = value
+        with pytest.raises(TypeError, match=key):
+            instantiate_from_config(network)
+    assert set(SAMPLING_KNOB_NAMES).isdisjoint(MotionKnobs.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("key,value", BAD + BAD_SAMPLING)
+def test_bad_value_in_a_pipeline_call_is_refused_before_sampling(key, value, tiny_pipeline):
+    with pytest.raises(InputError) as err:
+        tiny_pipeline.settings(**{"attn_window_size": 4, key: value})
+    assert key in str(err.value)
 
 
 def test_stride_larger_than_window():
@@ -73,11 +105,6 @@ def test_stride_larger_than_window():
 def test_auto_window_needs_a_consistent_range(knobs, match):
     with pytest.raises(ValueError, match=match):
         MotionKnobs(**knobs)
-
-
-@pytest.fixture(scope="module")
-def unet():
-    return tiny_model().model.diffusion_model
 
 
 @pytest.mark.parametrize("key,value", BAD)
@@ -103,6 +130,6 @@ def test_good_values_normalised():
     stages = MotionKnobs(attn_window_stages=["output", "input", "output"], temporal_attn_scale_stages=" middle, output")
     assert stages.attn_window_stages == ("input", "output") and stages.temporal_attn_scale_stages == ("middle", "output")
     assert stages.as_dict()["attn_window_stages"] == ["input", "output"]
-    assert MotionKnobs(noise_correlation=0).noise_correlation == 0.0 and isinstance(MotionKnobs(noise_correlation=0).noise_correlation, float)
+    assert SamplingKnobs(noise_correlation=0).noise_correlation == 0.0 and isinstance(SamplingKnobs(noise_correlation=0).noise_correlation, float)
     # knobs of a mechanism that is off are kept but have no effect
     assert MotionKnobs(attn_window_min=2, attn_window_max=6).window_stride is None

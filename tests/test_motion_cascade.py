@@ -10,11 +10,8 @@ import math
 import pytest
 import torch
 
-from parity import tiny_model
 from sgm.modules.attention import CrossAttention, multihead_attention, temporal_self_attention
 from sgm.modules.motion import STAGES, MotionKnobs, adaptive_window_size, bucket_motion_score, window_starts
-from test_motion_knobs import default_out, inputs, model, unet  # noqa: F401 (the tiny model fixtures, shared)
-from test_motion_knobs import reference_attention, reference_starts
 
 T = 12
 TOL = 2e-5
@@ -33,12 +30,12 @@ def stage_of(module_name: str) -> str:
     raise AssertionError(f"temporal attention outside the UNet stages: {module_name}")
 
 
-def reference_windows(t, w, r, loop):
+def reference_windows(t, w, r, loop, ref):
     if w is None or w >= t:
         return [list(range(t))]
     if loop:
         return [[(start + j) % t for j in range(w)] for start in range(0, t, r)]
-    return [list(range(start, start + w)) for start in reference_starts(t, w, r)]
+    return [list(range(start, start + w)) for start in ref.starts(t, w, r)]
 
 
 def stage_knobs(knobs: dict, stage: str) -> dict:
@@ -54,13 +51,13 @@ def stage_knobs(knobs: dict, stage: str) -> dict:
     return dict(s=s, k=k, w=w, r=r, fusion=knobs.get("attn_window_fusion", "pyramid"), loop=knobs.get("attn_window_loop", False))
 
 
-def reference_forward(attn, knobs, x):
+def reference_forward(attn, knobs, x, ref):
     q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
     t = x.shape[1]
     total = torch.zeros_like(q)
     weight_sum = torch.zeros(t)
-    for window in reference_windows(t, knobs["w"], knobs["r"], knobs["loop"]):
-        out = reference_attention(q[:, window], k[:, window], v[:, window], attn.heads, knobs["s"], knobs["k"])
+    for window in reference_windows(t, knobs["w"], knobs["r"], knobs["loop"], ref):
+        out = ref.attention(q[:, window], k[:, window], v[:, window], attn.heads, knobs["s"], knobs["k"])
         size = len(window)
         for j, frame in enumerate(window):
             weight = min(j + 1, size - j) if knobs["fusion"] == "pyramid" else 1.0
@@ -69,7 +66,7 @@ def reference_forward(attn, knobs, x):
     return attn.to_out(total / weight_sum[None, :, None])
 
 
-def run_reference(unet, inputs, knobs, monkeypatch):
+def run_reference(unet, inputs, knobs, monkeypatch, ref):
     stages = {
         id(m): stage_of(name) for name, m in unet.named_modules() if isinstance(m, CrossAttention) and m.motion_knobs is not None
     }
@@ -78,7 +75,7 @@ def run_reference(unet, inputs, knobs, monkeypatch):
     def forward(self, x, context=None, mask=None):
         if id(self) not in stages:
             return original(self, x, context, mask)
-        return reference_forward(self, stage_knobs(knobs, stages[id(self)]), x)
+        return reference_forward(self, stage_knobs(knobs, stages[id(self)]), x, ref)
 
     with monkeypatch.context() as m:
         m.setattr(CrossAttention, "forward", forward)
@@ -121,10 +118,10 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_mechanism_matches_reference(name, unet, inputs, default_out, monkeypatch):
+def test_mechanism_matches_reference(name, unet, inputs, default_out, monkeypatch, reference):
     knobs = CASES[name]
     out = forward_with(unet, inputs, knobs)
-    expected = run_reference(unet, inputs, knobs, monkeypatch)
+    expected = run_reference(unet, inputs, knobs, monkeypatch, reference)
     err = (out - expected).abs().max().item()
     assert err <= TOL, f"{name}: max abs error vs reference {err:.3g}"
     assert (out - default_out).abs().max().item() > 1e-3, f"{name} did not change the output"
@@ -136,9 +133,9 @@ def test_stage_limit_and_loop_differ_from_plain_windows(unet, inputs, limited):
     assert (forward_with(unet, inputs, {**WINDOWS, **limited}) - plain).abs().max().item() > 1e-3
 
 
-def test_circular_windows_match_hand_written_lists():
+def test_circular_windows_match_hand_written_lists(reference):
     for (w, r), windows in EXPECTED_LOOP_WINDOWS.items():
-        assert reference_windows(T, w, r, True) == windows
+        assert reference_windows(T, w, r, True, reference) == windows
         assert [[(s + j) % T for j in range(w)] for s in window_starts(T, w, r, loop=True)] == windows
 
 
@@ -163,10 +160,10 @@ def test_loop_with_window_covering_the_clip_is_full_attention():
     assert torch.equal(temporal_self_attention(q, k, v, 2, MotionKnobs(attn_window_size=T, attn_window_loop=True)), full)
 
 
-def test_stage_knobs_reach_each_attention(unet):
+def test_stage_knobs_reach_each_attention(unet, tiny_model_factory):
     """After set_motion_knobs and when built from a config, attn1 carries its stage's knobs."""
     knobs = CASES["cascade"]
-    built = tiny_model(**knobs).model.diffusion_model
+    built = tiny_model_factory(**knobs).model.diffusion_model
     for model in (built, unet):
         if model is unet:
             model.set_motion_knobs(**knobs)
@@ -183,17 +180,15 @@ def test_stage_knobs_reach_each_attention(unet):
 # -- defaults and equivalences: torch.equal
 
 
-def test_new_knobs_at_defaults_are_bit_identical(inputs, default_out):
+def test_new_knobs_at_defaults_are_bit_identical(inputs, default_out, tiny_model_factory):
     defaults = dict(
         temporal_attn_scale_stages=None,
         attn_window_stages=None,
         attn_window_min=None,
         attn_window_max=None,
-        attn_window_motion="bucket",
         attn_window_loop=False,
-        noise_correlation=0.0,
     )
-    built = tiny_model(**defaults).model.diffusion_model
+    built = tiny_model_factory(**defaults).model.diffusion_model
     with torch.no_grad():
         assert torch.equal(built(**inputs), default_out)
 

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import sgm.modules.video_attention as video_attention
-from parity import tiny_model
 from sgm.modules.attention import CrossAttention
 from sgm.modules.motion import MotionKnobs
 
@@ -21,38 +20,18 @@ TOL = 2e-5
 EXPECTED_STARTS = {(4, 2): [0, 2, 4, 6, 8], (5, 3): [0, 3, 6, 7], (12, 4): [0]}
 
 
-def reference_starts(t, w, r):
-    starts, s = [], 0
-    while s + w <= t:
-        starts.append(s)
-        s += r
-    if starts[-1] + w < t:
-        starts.append(t - w)
-    return starts
-
-
-def reference_attention(q, k, v, heads, s, kscale):
-    """q, k, v (B, N, H*D); explicit softmax(q (k * kscale)^T * sqrt(s / D)) v per head."""
-    b, n, hd = q.shape
-    d = hd // heads
-    q, k, v = (x.reshape(b, -1, heads, d).transpose(1, 2).double() for x in (q, k, v))
-    logits = q @ (k * kscale).transpose(-1, -2) * math.sqrt(s / d)
-    out = torch.softmax(logits, dim=-1) @ v
-    return out.transpose(1, 2).reshape(b, n, hd).float()
-
-
-def reference_forward(attn, knobs, x):
+def reference_forward(attn, knobs, x, ref):
     q, k, v = attn.to_q(x), attn.to_k(x), attn.to_v(x)
     s, kscale = knobs["temporal_attn_scale"], knobs["temporal_attn_k_scale"]
     w = knobs["attn_window_size"]
     t = x.shape[1]
     if w is None or w >= t:
-        return attn.to_out(reference_attention(q, k, v, attn.heads, s, kscale))
+        return attn.to_out(ref.attention(q, k, v, attn.heads, s, kscale))
     r = knobs["attn_window_stride"] or max(1, w // 4)
     total = torch.zeros_like(q)
     weight_sum = torch.zeros(t)
-    for start in reference_starts(t, w, r):
-        out = reference_attention(q[:, start : start + w], k[:, start : start + w], v[:, start : start + w], attn.heads, s, kscale)
+    for start in ref.starts(t, w, r):
+        out = ref.attention(q[:, start : start + w], k[:, start : start + w], v[:, start : start + w], attn.heads, s, kscale)
         for j in range(w):
             weight = min(j + 1, w - j) if knobs["attn_window_fusion"] == "pyramid" else 1.0
             total[:, start + j] += weight * out[:, j]
@@ -67,41 +46,7 @@ def reference_positions(num_frames, embedding_frames, device=None):
     return torch.tensor([i * step for i in range(num_frames)], dtype=torch.float32)
 
 
-def unet_inputs(frames=T, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    n = 2 * frames
-    return dict(
-        x=torch.randn(n, 8, 16, 16, generator=g),
-        timesteps=torch.full((n,), 0.3),
-        context=torch.randn(n, 1, 32, generator=g),
-        y=torch.randn(n, 48, generator=g),
-        num_video_frames=frames,
-        image_only_indicator=torch.zeros(2, frames),
-    )
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
-
-
-@pytest.fixture(scope="module")
-def unet(model):
-    return model.model.diffusion_model
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    return unet_inputs()
-
-
-@pytest.fixture(scope="module")
-def default_out(unet, inputs):
-    with torch.no_grad():
-        return unet(**inputs)
-
-
-def run_reference(unet, inputs, knobs, monkeypatch):
+def run_reference(unet, inputs, knobs, monkeypatch, ref):
     """UNet output with every temporal attn1 and the frame positions replaced by the references."""
     full = MotionKnobs().as_dict() | knobs
     original = CrossAttention.forward
@@ -109,7 +54,7 @@ def run_reference(unet, inputs, knobs, monkeypatch):
     def forward(self, x, context=None, mask=None):
         if self.motion_knobs is None:
             return original(self, x, context, mask)
-        return reference_forward(self, full, x)
+        return reference_forward(self, full, x, ref)
 
     with monkeypatch.context() as m:
         m.setattr(CrossAttention, "forward", forward)
@@ -143,7 +88,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_knob_matches_reference(name, unet, inputs, default_out, monkeypatch):
+def test_knob_matches_reference(name, unet, inputs, default_out, monkeypatch, reference):
     knobs = CASES[name]
     try:
         unet.set_motion_knobs(**knobs)
@@ -151,7 +96,7 @@ def test_knob_matches_reference(name, unet, inputs, default_out, monkeypatch):
             out = unet(**inputs)
     finally:
         unet.set_motion_knobs(**MotionKnobs().as_dict())
-    expected = run_reference(unet, inputs, knobs, monkeypatch)
+    expected = run_reference(unet, inputs, knobs, monkeypatch, reference)
     err = (out - expected).abs().max().item()
     assert err <= TOL, f"{name}: max abs error vs reference {err:.3g}"
     moved = (out - default_out).abs().max().item()
@@ -161,12 +106,12 @@ def test_knob_matches_reference(name, unet, inputs, default_out, monkeypatch):
         assert moved > 1e-3, f"{name} did not change the output ({moved:.3g})"
 
 
-def test_reference_window_starts_match_spec():
+def test_reference_window_starts_match_spec(reference):
     from sgm.modules.motion import window_starts
 
     for (w, r), starts in EXPECTED_STARTS.items():
         if w < T:
-            assert reference_starts(T, w, r) == starts
+            assert reference.starts(T, w, r) == starts
             assert window_starts(T, w, r) == starts
 
 
@@ -196,8 +141,8 @@ def test_setting_defaults_back_is_bit_identical(unet, inputs, default_out):
     assert torch.equal(restored, default_out)
 
 
-def test_knobs_from_config_equal_runtime_knobs(unet, inputs):
-    built = tiny_model(**CASES["all"]).model.diffusion_model
+def test_knobs_from_config_equal_runtime_knobs(unet, inputs, tiny_model_factory):
+    built = tiny_model_factory(**CASES["all"]).model.diffusion_model
     assert built.motion_knobs == MotionKnobs(**CASES["all"])
     unet.set_motion_knobs(**CASES["all"])
     try:

@@ -1,14 +1,13 @@
-"""The sampling-loop side of issue 6 through sample_video on the tiny model (5 frames, 3 steps):
+"""The sampling-loop side of issue 6 through sgm.inference.sample_video on the tiny model (5 frames, 3 steps):
 the auto window's per-step schedule for both motion sources, the correlated initial noise and
 its RNG order, and that defaults leave the samples bit-identical."""
 import pytest
 import torch
 
-from parity import goldens, tiny_model
+from sgm.inference import sample_video
 from sgm.modules.attention import CrossAttention
 from sgm.modules.diffusionmodules.noise import shuffle_windowed_noise
-from sgm.modules.motion import MotionKnobs, adaptive_window_size, latent_motion_score
-from test_sample_script import svs
+from sgm.modules.motion import adaptive_window_size, latent_motion_score
 
 FRAMES = 5
 AUTO = dict(attn_window_size="auto", attn_window_min=2, attn_window_max=5)
@@ -32,7 +31,7 @@ class RecordingSampler:
     def __init__(self, sampler):
         self.sampler, self.noise, self.denoised = sampler, None, []
 
-    def __call__(self, denoiser, x, cond, uc=None, callback=None):
+    def __call__(self, denoiser, x, cond, uc=None, callback=None, **kwargs):
         self.noise = x.clone()
 
         def record(info):
@@ -40,42 +39,33 @@ class RecordingSampler:
             if callback is not None:
                 callback(info)
 
-        return self.sampler(denoiser, x, cond, uc=uc, callback=record)
+        return self.sampler(denoiser, x, cond, uc=uc, callback=record, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny_model()
+def image(goldens):
+    return goldens["sample.image"]
 
 
-@pytest.fixture(scope="module")
-def image():
-    return goldens()["sample.image"]
-
-
-def sample(model, image, knobs=None, seed=0, **kwargs):
-    """sample_video with `knobs` set on the UNet (reset after); returns (result, recorder, windows seen
-    by the first output-stage temporal attention at each UNet call)."""
-    unet = model.model.diffusion_model
+def sample(pipe, image, seed=0, **settings):
+    """sample_video with these settings; returns (result, recorder, windows seen by the first
+    output-stage temporal attention at each UNet call)."""
+    unet = pipe.model.model.diffusion_model
     attn = next(m for n, m in unet.named_modules() if n.startswith("output_blocks") and isinstance(m, CrossAttention) and m.motion_knobs is not None)
     seen = []
     hook = attn.register_forward_pre_hook(lambda module, args: seen.append(module.motion_knobs.attn_window_size))
-    recorder = RecordingSampler(model.sampler)
-    original, model.sampler = model.sampler, recorder
+    recorder = RecordingSampler(pipe.model.sampler)
     try:
-        unet.set_motion_knobs(**(knobs or {}))
-        torch.manual_seed(seed)
-        result = svs.sample_video(model, image, num_frames=FRAMES, **kwargs)
+        call = pipe.settings(num_frames=FRAMES, seed=seed, **settings)
+        result = sample_video(pipe.model, image, call, torch.Generator().manual_seed(seed), sampler=recorder)
     finally:
-        model.sampler = original
         hook.remove()
-        unet.set_motion_knobs(**MotionKnobs().as_dict())
     return result, recorder, seen
 
 
 @pytest.fixture(scope="module")
-def base(model, image):
-    return sample(model, image)
+def base(tiny_pipeline, image):
+    return sample(tiny_pipeline, image)
 
 
 def test_latent_score_matches_the_loop_reference():
@@ -97,26 +87,26 @@ def test_latent_score_reads_speed():
     assert latent_motion_score(still[:1], 1) == 0.0
 
 
-def test_defaults_and_rho_zero_are_bit_identical(model, image, base):
+def test_defaults_and_rho_zero_are_bit_identical(tiny_pipeline, image, base):
     explicit = dict(noise_correlation=0.0, attn_window_loop=False, attn_window_stages=None, temporal_attn_scale_stages=None)
-    result, _, _ = sample(model, image, explicit)
-    assert torch.equal(result["z"], base[0]["z"])
+    result, _, _ = sample(tiny_pipeline, image, **explicit)
+    assert torch.equal(result["latents"], base[0]["latents"])
     assert base[0]["window_schedule"] is None and base[2] == [None] * 3
 
 
-def test_bucket_window_schedule(model, image):
+def test_bucket_window_schedule(tiny_pipeline, image):
     for bucket in (0, 127, 255):
-        result, _, seen = sample(model, image, AUTO, motion_bucket_id=bucket)
+        result, _, seen = sample(tiny_pipeline, image, motion_bucket_id=bucket, **AUTO)
         size = adaptive_window_size(bucket / 255, 2, 5)
         schedule = result["window_schedule"]
         assert [s["step"] for s in schedule] == [0, 1, 2]
         assert all(s["source"] == "bucket" and s["window_size"] == size for s in schedule)
         assert seen == [size] * 3, "the UNet must attend with the logged window at every step"
-    assert model.model.diffusion_model.motion_score is None, "the score is given back after sampling"
+    assert tiny_pipeline.model.model.diffusion_model.motion_score is None, "the score is given back after sampling"
 
 
-def test_latent_window_schedule(model, image):
-    result, recorder, seen = sample(model, image, dict(AUTO, attn_window_motion="latent"), motion_bucket_id=200)
+def test_latent_window_schedule(tiny_pipeline, image):
+    result, recorder, seen = sample(tiny_pipeline, image, motion_bucket_id=200, attn_window_motion="latent", **AUTO)
     schedule = result["window_schedule"]
     assert schedule[0]["source"] == "bucket" and schedule[0]["window_size"] == adaptive_window_size(200 / 255, 2, 5)
     for step in (1, 2):
@@ -129,22 +119,24 @@ def test_latent_window_schedule(model, image):
 
 
 @pytest.mark.parametrize("rho", [0.2, 0.5])
-def test_correlated_noise_rng_order(model, image, base, rho):
-    """Conditioning noise, then the frames' own noise, then the shared frame, all from the seeded
-    global generator; with shuffling the permutations come last."""
+def test_correlated_noise_rng_order(tiny_pipeline, image, base, rho):
+    """Conditioning noise, then the frames' own noise, then the shared frame, all from the call's
+    seeded generator; with shuffling the permutations come last."""
     latent = base[1].noise.shape[1:]
     for windows in (None, (3, 1)):
-        knobs = dict(noise_correlation=rho, **({} if windows is None else dict(attn_window_size=3, attn_window_stride=1)))
-        result, recorder, _ = sample(model, image, knobs, noise_windows=windows)
-        torch.manual_seed(0)
-        torch.randn_like(image)  # conditioning-frame noise
-        own = torch.randn(FRAMES, *latent)
-        expected = rho**0.5 * torch.randn(1, *latent) + (1 - rho) ** 0.5 * own
+        knobs = dict(noise_correlation=rho)
         if windows is not None:
-            expected = shuffle_windowed_noise(expected, *windows)
+            knobs.update(attn_window_size=3, attn_window_stride=1, shuffle_windowed_noise=True)
+        result, recorder, _ = sample(tiny_pipeline, image, **knobs)
+        g = torch.Generator().manual_seed(0)
+        torch.randn(image.shape, generator=g)  # conditioning-frame noise
+        own = torch.randn(FRAMES, *latent, generator=g)
+        expected = rho**0.5 * torch.randn(1, *latent, generator=g) + (1 - rho) ** 0.5 * own
+        if windows is not None:
+            expected = shuffle_windowed_noise(expected, *windows, generator=g)
         # the sampler scales its input by sqrt(1 + sigma_max^2); compare the noise it was given
         assert torch.allclose(recorder.noise, expected, atol=1e-6, rtol=0)
-        assert not torch.equal(result["z"], base[0]["z"])
+        assert not torch.equal(result["latents"], base[0]["latents"])
 
 
 def test_latent_score_with_a_one_pixel_side():

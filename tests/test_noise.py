@@ -41,11 +41,18 @@ def test_same_seed_same_noise_and_input_untouched():
 
 
 def test_global_rng_is_the_default_generator():
+    """Without a generator the permutations follow torch's global RNG: its seed decides them, and
+    drawing them advances it (a private fixed-seed generator would fail both checks)."""
     noise = frames_noise(20)
     torch.manual_seed(3)
     a = shuffle_windowed_noise(noise, 6, 3)
+    after = torch.get_rng_state()
     torch.manual_seed(3)
     assert torch.equal(a, shuffle_windowed_noise(noise, 6, 3))
+    torch.manual_seed(4)
+    assert not torch.equal(a, shuffle_windowed_noise(noise, 6, 3))
+    torch.manual_seed(3)
+    assert not torch.equal(after, torch.get_rng_state())
 
 
 @pytest.mark.parametrize("w,r", [(0, 1), (4, 0), (4, 5)])

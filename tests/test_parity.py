@@ -6,20 +6,47 @@ float32 on CPU. Measured here: <= 6e-6 single calls, <= 1.6e-5 loop.
 import pytest
 import torch
 
-from parity import FRAMES, conditioning_batch, goldens, model_inputs, per_frame, tiny_model
+from einops import rearrange, repeat
 
 SINGLE = 5e-5
 LOOP = 2e-4
+FRAMES = 5
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny_model()
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
-def g():
-    return goldens()
+def g(goldens):
+    return goldens
+
+
+def conditioning_batch(g, frames=FRAMES):
+    """The conditioner's inputs exactly as the goldens were computed (fixtures README)."""
+    image = g["sample.image"]
+    batch = {
+        "cond_frames_without_noise": image,
+        "fps_id": torch.tensor([6]).repeat(frames),
+        "motion_bucket_id": torch.tensor([127]).repeat(frames),
+        "cond_aug": torch.tensor([0.02]).repeat(frames),
+        "cond_frames": image + 0.02 * g["sample.cond_noise"],
+        "num_video_frames": frames,
+    }
+    return batch, {k: v.clone() for k, v in batch.items() if isinstance(v, torch.Tensor)}
+
+
+def per_frame(cond, frames=FRAMES):
+    """crossattn / concat repeated over the frames."""
+    out = dict(cond)
+    for k in ("crossattn", "concat"):
+        out[k] = rearrange(repeat(cond[k], "b ... -> b t ...", t=frames), "b t ... -> (b t) ...")
+    return out
+
+
+def model_inputs(frames=FRAMES):
+    return {"image_only_indicator": torch.zeros(2, frames), "num_video_frames": frames}
 
 
 def assert_close(actual, expected, atol):
@@ -72,11 +99,7 @@ def test_sample_and_chunked_decode(model, g):
     z = model.sampler(denoiser, randn, cond=c, uc=uc)
     assert torch.equal(randn, g["sample.randn"]), "the sampler must not modify its input noise"
     assert_close(z, g["sample.z"], LOOP)
-    model.en_and_decode_n_samples_a_time = 3  # 3 + 2 frames, each chunk one clip
-    try:
-        frames = model.decode_first_stage(z)
-    finally:
-        model.en_and_decode_n_samples_a_time = None
+    frames = model.decode_first_stage(z, 3)  # 3 + 2 frames, each chunk one clip
     assert_close(frames, g["sample.frames"], LOOP)
 
 
@@ -88,9 +111,17 @@ def test_vae_decode(model, g):
 @torch.no_grad()
 def test_chunked_decode_differs_from_whole_clip(model, g):
     """The temporal decoder really mixes frames: decoding in chunks changes the result."""
-    model.en_and_decode_n_samples_a_time = 3
-    try:
-        chunked = model.decode_first_stage(g["vae.z"])
-    finally:
-        model.en_and_decode_n_samples_a_time = None
+    chunked = model.decode_first_stage(g["vae.z"], 3)
     assert (chunked - g["vae.frames"]).abs().max() > 1e-3
+
+
+def test_pipeline_sampling_loop_matches_upstream(tiny_pipeline, g):
+    """sgm.inference.sample_video (the pipeline's loop) with the goldens' noise: upstream's sample."""
+    from sgm.inference import sample_video
+
+    settings = tiny_pipeline.settings(num_frames=FRAMES, num_steps=3, decoding_t=3)
+    out = sample_video(tiny_pipeline.model, g["sample.image"], settings, torch.Generator().manual_seed(0),
+                       cond_noise=g["sample.cond_noise"], noise=g["sample.randn"])
+    assert_close(out["latents"], g["sample.z"], LOOP)
+    assert_close(out["decoded"], g["sample.frames"], LOOP)
+    assert_close(out["frames"], ((g["sample.frames"] + 1) / 2).clamp(0, 1), LOOP / 2)
