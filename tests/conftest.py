@@ -174,11 +174,6 @@ def read_video():
     return read
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _two_threads():
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-
-
 # --------------------------------------------------------------------------------------------------
 # The tiny model's VideoUNet and straightforward references of the temporal attention (T = 12)
 

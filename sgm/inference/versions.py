@@ -18,7 +18,6 @@ VERSION_DEFAULTS: Dict[str, Tuple[int, int]] = {
 }
 COND_AUG = 0.02
 SV3D_COND_AUG = 1e-5
-RELEASED_WEIGHTS = "https://huggingface.co/stabilityai (download the .safetensors into checkpoints/ yourself)"
 
 
 def check_version(version: Any) -> str:
