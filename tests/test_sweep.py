@@ -370,6 +370,7 @@ FORMS = {
                          {"attn_window_size": [2, "auto"]}),
     "fixed auto, min from an axis": (["--attn_window_size", "auto", "--attn_window_max", "4", "--attn_window_min", "2,4"],
                                      {"attn_window_min": [2, 4]}),
+    "negative values after a space": (["--seed", "-5,7"], {"seed": [-5, 7]}),
     "sampling knobs": (["--attn_window_size", "auto", "--attn_window_min", "2", "--attn_window_max", "4",
                         "--attn_window_motion", "bucket,latent", "--shuffle_windowed_noise", "true,false"],
                        {"shuffle_windowed_noise": [True, False], "attn_window_motion": ["bucket", "latent"]}),
@@ -381,7 +382,8 @@ def test_command_line_forms_of_axes(case, tmp_path, sweep_script, tiny_args, pat
     flags, axes = FORMS[case]
     summary = planned_axes(sweep_script, tmp_path / "out", tiny_args(paths.image, tmp_path / "out", "--attn_window_size", "2", *flags))
     assert summary["axes"] == axes
-    assert list(axes) == [name for name in ALL_KNOB_NAMES if name in axes]  # sweepable order, not flag order
+    order = [*ALL_KNOB_NAMES, "motion_bucket_id", "fps_id", "cond_aug", "num_frames", "seed"]  # documented axis order
+    assert list(axes) == [name for name in order if name in axes]  # not the flags' order
     assert len(summary["cells"]) == int(np.prod([len(v) for v in axes.values()]))
 
 

@@ -11,7 +11,7 @@ import json
 import logging
 import shlex
 import sys
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -47,9 +47,22 @@ def make_parser(prog: str, description: str, flags: Iterable[Tuple[str, Any, str
     return parser
 
 
+def _attach_dash_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> List[str]:
+    """`--flag -1,10` as `--flag=-1,10`: argparse takes a value that starts with '-' and is not a
+    plain number for an option."""
+    takes_value = {o for a in parser._actions if a.nargs is None and a.option_strings for o in a.option_strings}
+    out: List[str] = []
+    for token in argv:
+        if out and out[-1] in takes_value and token.startswith("-") and token not in parser._option_string_actions:
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def parse_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Dict[str, Any]:
     """The flags given in `argv` (raw text) and the defaults of the others (knob flags only when given)."""
-    args, unknown = parser.parse_known_args(list(argv))
+    args, unknown = parser.parse_known_args(_attach_dash_values(parser, list(argv)))
     if unknown:
         options = ", ".join(a.option_strings[0] for a in parser._actions if a.help != argparse.SUPPRESS and a.option_strings)
         raise InputError(f"unknown option {unknown[0].split('=', 1)[0]}; options: {options}")
