@@ -45,7 +45,11 @@ class VideoOutput:
 
 
 class VideoPipeline:
-    """A loaded model and what its calls fall back on. Build it with from_version or from_config."""
+    """A loaded model and what its calls fall back on. Build it with from_version or from_config.
+
+    Constructed directly with `model=None`, it is a pipeline planned but not loaded: its settings()
+    and the record fields it implies (version, config and checkpoint paths, device, dtype) work, and
+    calls do not (a sweep plans with one and loads the model only if a cell needs sampling)."""
 
     def __init__(self, model, config: DictConfig, version: Optional[str] = None, config_path: Optional[str] = None,
                  device: Union[str, torch.device, None] = None, dtype: Optional[torch.dtype] = None):
