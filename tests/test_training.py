@@ -1,21 +1,24 @@
-"""Training path: loss pieces against their formulas, and a smoke run of main.py whose checkpoint
-the sampling script loads."""
+"""Training path: loss pieces against their formulas, config merging, and a smoke run of
+sgm.training.train (the trainer behind main.py) whose checkpoint the pipeline and the sampling
+script load."""
 import csv
 import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from main import train
+from sgm.inference import VideoPipeline
+from sgm.inference.images import frames_to_uint8
 from sgm.lr_scheduler import LambdaLinearScheduler
 from sgm.modules.diffusionmodules.loss import StandardDiffusionLoss
 from sgm.modules.diffusionmodules.loss_weighting import EDMWeighting, VWeighting
 from sgm.modules.diffusionmodules.sigma_sampling import EDMSampling
 from sgm.modules.ema import LitEma
-from test_sample_script import IMAGE, read_video, svs
+from sgm.training import load_config, train
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = REPO / "scripts" / "sampling" / "configs" / "toy_svd.yaml"
@@ -83,6 +86,27 @@ def test_loss_repeats_clip_conditioning_and_weights_per_sigma():
     assert torch.allclose(losses, expected, rtol=1e-5)
 
 
+def test_load_config_merges_left_to_right_then_overrides(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("model:\n  base_learning_rate: 0.5\ndata:\n  params:\n    batch_size: 7\n")
+    config = load_config([str(TOY), str(TRAIN), str(extra)], ["data.params.seed=11", "model.params.conditioner_config.params.emb_models[3].ucg_rate=0.25"])
+    assert config.model.base_learning_rate == 0.5 and config.data.params.batch_size == 7  # the last file wins
+    assert config.data.params.seed == 11 and config.data.params.num_frames == 8  # override set; the rest kept
+    assert config.model.params.conditioner_config.params.emb_models[3].ucg_rate == 0.25
+    assert config.model.params.ckpt_path is None  # svd_train.yaml overrides toy_svd.yaml's shipped checkpoint
+
+
+@pytest.mark.parametrize("paths, overrides, message", [
+    (["missing.yaml"], [], "config not found: missing.yaml"),
+    ([str(TRAIN)], ["--flag"], "unrecognised arguments: --flag"),
+    ([str(TRAIN)], ["no_equals"], "unrecognised arguments: no_equals"),
+    ([str(TOY)], [], "the config has no 'data' section"),
+])
+def test_load_config_refuses(paths, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(paths, overrides)
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """A few steps of the toy diffusion config on one clip at a fixed sigma, random autoencoder."""
@@ -107,11 +131,21 @@ def test_smoke_training_loss_is_finite_and_decreases(smoke_run):
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
 
 
-def test_trainer_checkpoint_loads_into_the_sampling_script(smoke_run, tmp_path, capsys):
+def test_trainer_checkpoint_loads_into_the_pipeline_and_the_script(smoke_run, tmp_path, paths, sample_script, run_in_process, read_png_frames):
+    """The run's config.yaml and last.ckpt load into VideoPipeline with the trained weights, and the
+    sampling script given the same files and flags writes exactly the pipeline's frames."""
     ckpt = smoke_run / "checkpoints" / "last.ckpt"
-    args = ["--input_path", IMAGE, "--config", smoke_run / "config.yaml", "--ckpt_path", ckpt, "--num_frames", 8, "--num_steps", 2, "--device", "cpu", "--output_folder", tmp_path]
-    code = svs.main([str(a) for a in args])
-    assert code == 0, capsys.readouterr().err
-    frames, _ = read_video(tmp_path / "000000.mp4")
-    assert frames.shape == (8, 64, 64, 3)
+    pipe = VideoPipeline.from_config(smoke_run / "config.yaml", ckpt, device="cpu", progress=False)
+    trained = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    unet = {f"model.diffusion_model.{k}": v for k, v in pipe.model.model.diffusion_model.state_dict().items()}
+    assert unet and all(torch.equal(v, trained[k]) for k, v in unet.items())
+    out = pipe(paths.image, num_frames=8, num_steps=2)
+    assert out.frames.shape == (8, 3, 64, 64) and torch.isfinite(out.frames).all()
+    assert out.record["ckpt_path"] == str(ckpt)
+
+    args = ["--input_path", paths.image, "--config", smoke_run / "config.yaml", "--ckpt_path", ckpt, "--num_frames", 8,
+            "--num_steps", 2, "--device", "cpu", "--output_folder", tmp_path, "--save_frames"]
+    result = run_in_process(sample_script, *args)
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(read_png_frames(tmp_path / "000000_frames"), frames_to_uint8(out.frames))
     assert json.loads((tmp_path / "000000.json").read_text())["ckpt_path"] == str(ckpt)

@@ -6,8 +6,9 @@
 1. the first stage: the top principal directions of 4x4 pixel blocks of synthetic clips
    (LOGDIR/toy_first_stage.safetensors), and scale_factor = 1 / std of its latents, written into
    scripts/sampling/configs/toy_svd.yaml;
-2. the diffusion model: main.py's trainer on toy_svd.yaml + configs/toy/svd_train.yaml, with that
-   first stage loaded into the first_stage_model and into the conditioning-frame encoder
+2. the diffusion model: sgm.training.train (the trainer behind main.py) on toy_svd.yaml +
+   configs/toy/svd_train.yaml, with that first stage loaded into the first_stage_model and into
+   the conditioning-frame encoder
    (LOGDIR/toy_svd), noise levels log(sigma) ~ N(0.7, 1.6^2) as SVD;
 3. a fine-tune from those weights (EMA included) with a fresh optimiser and schedule and lower noise
    levels, log(sigma) ~ N(-0.6, 1.6^2), which the first phase left under-trained (LOGDIR/toy_svd_finetune);
@@ -19,20 +20,18 @@ import csv
 import json
 import os
 import re
-import sys
 import time
 
 import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, REPO)
+from sgm.checkpoint import load_checkpoint
+from sgm.data.synthetic_motion import SyntheticMotionClips, collate_video
+from sgm.training import train
+from sgm.util import instantiate_from_config
 
-from main import train  # noqa: E402
-from sgm.checkpoint import load_checkpoint  # noqa: E402
-from sgm.data.synthetic_motion import SyntheticMotionClips, collate_video  # noqa: E402
-from sgm.util import instantiate_from_config  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout this script is in
 
 INFERENCE_CONFIG = os.path.join(REPO, "scripts", "sampling", "configs", "toy_svd.yaml")
 TRAIN_CONFIG = os.path.join(REPO, "configs", "toy", "svd_train.yaml")
