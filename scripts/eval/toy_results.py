@@ -11,7 +11,6 @@ import argparse
 import datetime
 import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List
@@ -21,15 +20,12 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path[:0] = [REPO, os.path.join(REPO, "scripts", "sampling")]
+from sgm.data.synthetic_motion import render_clip
+from sgm.eval.metrics import loop_closure, loop_seam_ratio, motion_metrics
+from sgm.inference import VideoPipeline
+from sgm.modules.motion import KNOB_NAMES, MotionKnobs
 
-import simple_video_sample as svs  # noqa: E402
-from sgm.data.synthetic_motion import render_clip  # noqa: E402
-from sgm.eval.metrics import loop_closure, loop_seam_ratio, motion_metrics  # noqa: E402
-from sgm.modules.diffusionmodules.guiders import LinearPredictionGuider  # noqa: E402
-from sgm.modules.motion import MotionKnobs  # noqa: E402
-
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout (default --out)
 HELD_OUT_SEED = 900_000  # far from the training (seed 0 * 1_000_003 + i) and validation streams
 TRAINED_FRAMES = 8
 METRICS = ("displacement_px", "frame_diff", "smoothness", "psnr_frame0", "loop_closure", "loop_seam_ratio")
@@ -40,12 +36,25 @@ RHOS = (0.0, 0.2, 0.5, 0.8)  # noise_correlation at 8 frames (the first three al
 
 @dataclass
 class Setting:
+    """One table row: `knobs` are any motion knobs or sampling settings by their YAML names, passed
+    to the pipeline call (with shuffle_windowed_noise) for this row only."""
+
     group: str
     label: str
     num_frames: int = TRAINED_FRAMES
     motion_bucket_id: int = 127
     knobs: Dict = field(default_factory=dict)
     shuffle_windowed_noise: bool = False
+
+    def call_kwargs(self, seed: int) -> Dict:
+        """Keyword arguments of VideoPipeline.__call__ / settings() for one seed."""
+        return dict(num_frames=self.num_frames, motion_bucket_id=self.motion_bucket_id, seed=seed, decoding_t=self.num_frames,
+                    shuffle_windowed_noise=self.shuffle_windowed_noise, **self.knobs)
+
+    @property
+    def motion_knobs(self) -> MotionKnobs:
+        """The network knobs of this row (its sampling settings left out)."""
+        return MotionKnobs(**{k: v for k, v in self.knobs.items() if k in KNOB_NAMES})
 
 
 def settings() -> List[Setting]:
@@ -109,54 +118,45 @@ def held_out_image(index: int) -> torch.Tensor:
     return render_clip(HELD_OUT_SEED + index, num_frames=1)["frames"][:1]
 
 
-def load_toy_model(device: str):
-    cfg, _ = svs.build_model_config("toy_svd", TRAINED_FRAMES, svs.VERSION_DEFAULTS["toy_svd"][1])
-    cfg.model.params.sampler_config.params.verbose = False
-    return svs.load_model(cfg, device)
+def load_toy_pipeline(device: str) -> VideoPipeline:
+    """toy_svd as shipped (16 steps, guidance 1 -> 2), without a progress bar. Calls change nothing on it."""
+    return VideoPipeline.from_version("toy_svd", device=device, progress=False)
 
 
-def set_num_frames(model, num_frames: int) -> None:
-    """Per-frame guidance scales for a clip of `num_frames` (same min/max scale as the config)."""
-    guider = model.sampler.guider
-    model.sampler.guider = LinearPredictionGuider(guider.max_scale, num_frames, guider.min_scale)
-
-
-@torch.no_grad()
-def run_setting(model, setting: Setting, seeds: int, device: str):
+def run_setting(pipe: VideoPipeline, setting: Setting, seeds: int):
     """Metrics (one dict per seed) and the clip of the first seed, (T, 3, H, W) in [0, 1].
 
-    Each dict has motion_metrics' keys plus loop_closure and loop_seam_ratio and, for an "auto"
-    window, window_mean / window_min / window_max: the window sizes used over the sampling steps.
+    Seed i samples held-out image i with the call's generator seeded with i. Each dict has
+    motion_metrics' keys plus loop_closure and loop_seam_ratio and, for an "auto" window,
+    window_mean / window_min / window_max: the window sizes used over the sampling steps.
     """
-    unet = model.model.diffusion_model
-    unet.set_motion_knobs(**MotionKnobs(**setting.knobs).as_dict())
-    set_num_frames(model, setting.num_frames)
-    knobs = unet.motion_knobs
-    windows = (knobs.attn_window_size, knobs.window_stride) if setting.shuffle_windowed_noise else None
+    pipe.settings(**setting.call_kwargs(0))  # a bad row fails before any sampling
     rows, first = [], None
-    try:
-        for seed in range(seeds):
-            image = held_out_image(seed).to(device)
-            torch.manual_seed(seed)
-            result = svs.sample_video(
-                model, image, num_frames=setting.num_frames, motion_bucket_id=setting.motion_bucket_id,
-                decoding_t=setting.num_frames, noise_windows=windows,
-            )
-            frames = result["frames"].cpu()
-            row = motion_metrics(frames, cond_image=(image[0].cpu() + 1) / 2)
-            row.update(loop_closure=loop_closure(frames), loop_seam_ratio=loop_seam_ratio(frames))
-            if result["window_schedule"]:
-                used = [step["window_size"] for step in result["window_schedule"]]
-                row.update(window_mean=statistics.fmean(used), window_min=min(used), window_max=max(used))
-            rows.append(row)
-            first = frames if first is None else first
-    finally:
-        unet.set_motion_knobs(**MotionKnobs().as_dict())
+    for seed in range(seeds):
+        image = held_out_image(seed)
+        out = pipe(image, **setting.call_kwargs(seed))
+        frames = out.frames
+        row = motion_metrics(frames, cond_image=(image[0] + 1) / 2)
+        row.update(loop_closure=loop_closure(frames), loop_seam_ratio=loop_seam_ratio(frames))
+        if out.window_schedule:
+            used = [step["window_size"] for step in out.window_schedule]
+            row.update(window_mean=statistics.fmean(used), window_min=min(used), window_max=max(used))
+        rows.append(row)
+        first = frames if first is None else first
     return rows, first
 
 
+def ranks(values) -> np.ndarray:
+    """Ranks from 0, tied values sharing their mean rank."""
+    v = np.asarray(values, dtype=float)
+    return np.array([(v < x).sum() + ((v == x).sum() - 1) / 2 for x in v])
+
+
 def spearman(x, y) -> float:
-    rx, ry = (np.argsort(np.argsort(v)).astype(float) for v in (x, y))
+    """Spearman rank correlation (ties share a rank, so a flat series does not read as rising); nan if either side is constant."""
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
@@ -373,7 +373,7 @@ def fmt(values, digits=3) -> str:
 def window_cell(setting: Setting, rows) -> str:
     """The temporal attention window actually used: "full", the fixed size, or for an auto window the
     mean ± std over seeds of the per-run mean size (range over all steps)."""
-    knobs = MotionKnobs(**setting.knobs)
+    knobs = setting.motion_knobs
     if knobs.adaptive_window:
         lo, hi = min(r["window_min"] for r in rows), max(r["window_max"] for r in rows)
         return f"{fmt([r['window_mean'] for r in rows], 1)} ({lo}..{hi})"
@@ -486,13 +486,13 @@ def main():
     parser.add_argument("--out", default=os.path.join(REPO, "docs"))
     args = parser.parse_args()
     start = time.time()
-    model = load_toy_model(args.device)
+    pipe = load_toy_pipeline(args.device)
     results, clips, sampled = [], [], {}
     for setting in tqdm(settings(), desc="settings"):
         # a row repeating another group's sampling (same frames, bucket, knobs as written, noise) reuses it
         key = (setting.num_frames, setting.motion_bucket_id, repr(sorted(setting.knobs.items())), setting.shuffle_windowed_noise)
         if key not in sampled:
-            sampled[key] = run_setting(model, setting, args.seeds, args.device)
+            sampled[key] = run_setting(pipe, setting, args.seeds)
         rows, clip = sampled[key]
         results.append((setting, rows))
         clips.append((setting, clip))
