@@ -144,3 +144,11 @@ def test_metrics_on_cuda():
     out = motion_metrics(clip, cond_image=clip[0])
     assert out["displacement_px"] == pytest.approx(math.sqrt(5))
     assert metrics.psnr(clip, clip) == math.inf
+
+
+def test_spearman_against_hand_computed_values():
+    assert metrics.spearman([1, 2, 3, 4], [10, 20, 25, 90]) == pytest.approx(1.0)
+    assert metrics.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks (0, 1, 2) vs (0.5, 0.5, 2): covariance 1.5 / sqrt(2 * 1.5) = 0.866
+    assert metrics.spearman([0, 1, 2], [5.0, 5.0, 9.0]) == pytest.approx(math.sqrt(3) / 2)
+    assert math.isnan(metrics.spearman([0, 1, 2], [5.0, 5.0, 5.0]))  # a flat series is no order

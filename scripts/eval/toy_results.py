@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from sgm.data.synthetic_motion import render_clip
-from sgm.eval.metrics import loop_closure, loop_seam_ratio, motion_metrics
+from sgm.eval.metrics import loop_closure, loop_seam_ratio, motion_metrics, spearman
 from sgm.inference import VideoPipeline
 from sgm.modules.motion import KNOB_NAMES, MotionKnobs
 
@@ -144,20 +144,6 @@ def run_setting(pipe: VideoPipeline, setting: Setting, seeds: int):
         rows.append(row)
         first = frames if first is None else first
     return rows, first
-
-
-def ranks(values) -> np.ndarray:
-    """Ranks from 0, tied values sharing their mean rank."""
-    v = np.asarray(values, dtype=float)
-    return np.array([(v < x).sum() + ((v == x).sum() - 1) / 2 for x in v])
-
-
-def spearman(x, y) -> float:
-    """Spearman rank correlation (ties share a rank, so a flat series does not read as rising); nan if either side is constant."""
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def observations(results) -> List[str]:

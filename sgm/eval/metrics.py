@@ -5,7 +5,7 @@ output in [-1, 1] with ``(x + 1) / 2`` first), on any device, and returns python
 Computations run in float32 on the clip's device, except PSNR's MSE (float64).
 """
 import math
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -175,3 +175,19 @@ def motion_metrics(video: torch.Tensor, cond_image: Optional[torch.Tensor] = Non
             cond = cond[0]
         out["psnr_frame0"] = psnr(video[0], cond)
     return out
+
+
+def _ranks(values: Sequence[float]) -> torch.Tensor:
+    """Ranks from 0, tied values sharing their mean rank."""
+    v = torch.as_tensor(values, dtype=torch.float64)
+    return torch.stack([(v < x).sum() + ((v == x).sum() - 1) / 2 for x in v]).double()
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation of two series (ties share a rank, so a flat series does not read
+    as rising); nan when either side is constant."""
+    rx, ry = _ranks(x), _ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float((rx * ry).sum() / (rx.norm() * ry.norm()))
