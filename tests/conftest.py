@@ -34,6 +34,14 @@ class Paths:
     sweep_script = REPO / "scripts" / "sampling" / "sweep.py"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread_per_worker():
+    """With pytest-xdist (`-n 2`, the README's test line) each worker process uses one torch thread:
+    two workers with two threads each on two cores run 10-50x slower (measured here)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def paths():
     return Paths
@@ -114,9 +122,9 @@ def run_in_process(capsys):
 
 
 def run_subprocess(script: Path, *args, cwd=REPO):
-    """The script in a fresh Python process (a true end-to-end run)."""
+    """The script in a fresh Python process (a true end-to-end run; one thread, as the workers)."""
     return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"})
 
 
 @pytest.fixture(scope="session")
