@@ -52,14 +52,15 @@ class VideoPipeline:
     calls do not (a sweep plans with one and loads the model only if a cell needs sampling)."""
 
     def __init__(self, model, config: DictConfig, version: Optional[str] = None, config_path: Optional[str] = None,
-                 device: Union[str, torch.device, None] = None, dtype: Optional[torch.dtype] = None):
+                 device: Union[str, torch.device, None] = None, dtype: Optional[torch.dtype] = None,
+                 defaults: Optional[ModelDefaults] = None):
         self.model = model
         self.config = config
         self.version = version
         self.config_path = config_path
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
-        self.defaults = ModelDefaults.of_config(config, version, config_path or "the config")
+        self.defaults = defaults or ModelDefaults.of_config(config, version, config_path or "the config")
         ckpt = config.model.params.get("ckpt_path")
         self.ckpt_path = None if ckpt is None else os.path.abspath(str(ckpt))
 
@@ -78,9 +79,9 @@ class VideoPipeline:
         cfg, path = read_config(config, ckpt_path)
         cfg.model.params.sampler_config.params.verbose = bool(progress)
         device, dtype = resolve_device(device), resolve_dtype(dtype)
-        ModelDefaults.of_config(cfg, version, path or "the config")  # bad knobs fail before the build
+        defaults = ModelDefaults.of_config(cfg, version, path or "the config")  # bad knobs fail before the build
         model = build_model(cfg, device, dtype, path or "the config")
-        return cls(model, cfg, version, path, device, dtype)
+        return cls(model, cfg, version, path, device, dtype, defaults)
 
     @staticmethod
     def preflight(version: Optional[str] = None, config=None, ckpt_path=None) -> ModelDefaults:
