@@ -59,8 +59,8 @@ def build_tiny_model(**network_overrides):
     for key, value in network_overrides.items():
         cfg.model.params.network_config.params[key] = value
     model = instantiate_from_config(cfg.model).eval()
-    missing, unexpected = load_checkpoint(model, str(Paths.tiny_weights))
-    assert not missing and not unexpected
+    report = load_checkpoint(model, str(Paths.tiny_weights))
+    assert not report.missing and not report.unexpected
     return model
 
 

@@ -5,7 +5,6 @@ plain loop over explicitly listed windows, and feeds explicitly computed frame p
 Tolerance: 2e-5 absolute on UNet outputs of magnitude ~3 (float32 rounding of a different
 summation order); every knob case also moves the output by far more than that.
 """
-import math
 
 import pytest
 import torch

@@ -12,6 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from sgm.inference import InputError, VideoPipeline
 from sgm.inference.cli import run_cli
@@ -135,8 +136,6 @@ def garbage_files(tmp_path, paths):
     empty.mkdir()
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    tiny_image = tmp_path / "tiny.png"
-    Image.new("RGB", (40, 128)).save(tiny_image)
     return locals()
 
 
@@ -151,10 +150,9 @@ BAD_INPUTS = {
     "text_file": (lambda f, a: a(f["text"]), "cannot read image"),
     "png_pil_cannot_open": (lambda f, a: a(f["fake_png"]), "cannot read image"),
     "empty_folder": (lambda f, a: a(f["empty"]), "no .png/.jpg/.jpeg images"),
-    "image_too_small": (lambda f, a: a(f["tiny_image"]), "at least 64"),
     "missing_checkpoint": (lambda f, a: with_ckpt(a(), f["empty"] / "none.safetensors"), "checkpoint not found"),
-    "missing_version_checkpoint": (lambda f, a: ["--version", "svd", "--device", "cpu", *a()[:2]],
-                                   "checkpoint not found: checkpoints/svd.safetensors"),
+    "missing_version_checkpoint": (lambda f, a: ["--version", "svd_xt", "--device", "cpu", *a()[:2]],
+                                   "checkpoint not found: checkpoints/svd_xt.safetensors (looked for "),
     "truncated_checkpoint": (lambda f, a: with_ckpt(a(), f["truncated"]), "cannot read checkpoint"),
     "garbage_checkpoint": (lambda f, a: with_ckpt(a(), f["garbage_ckpt"]), "cannot read checkpoint"),
     "num_frames_zero": (lambda f, a: a(None, "--num_frames", 0), "num_frames must be at least 1"),
@@ -178,14 +176,14 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_one_line_error(case, garbage_files, tmp_path, paths, tiny_args, sample, one_line_error, monkeypatch):
-    """Refused before the model is built (from_config would raise if reached)."""
+    """Refused before the model is built (VideoPipeline.load fails the test if reached)."""
     out = tmp_path / "out"
     make_args, message = BAD_INPUTS[case]
 
     def args(image=None, *extra):
         return tiny_args(paths.image if image is None else image, out, *extra)
 
-    monkeypatch.setattr(VideoPipeline, "from_config", classmethod(lambda *a, **k: pytest.fail("the model was built")))
+    monkeypatch.setattr(VideoPipeline, "load", lambda *a, **k: pytest.fail("the model was built"))
     line = one_line_error(sample(*make_args(garbage_files, args)))
     assert message in line
     assert not out.exists() or not any(out.iterdir())
@@ -247,8 +245,18 @@ def test_version_configs_resolve_from_the_checkout(paths):
 
 @pytest.fixture(scope="module")
 def sv3d_p_config(tmp_path_factory, paths):
-    """The tiny model with SV3D-p's conditioning: camera embedders, per-frame decoder, triangle guider."""
+    """The tiny model with SV3D-p's conditioning: camera embedders, per-frame decoder, triangle guider,
+    and its checkpoint (the tiny weights with the kept embedders renumbered) as model.params.ckpt_path."""
+    folder = tmp_path_factory.mktemp("sv3d")
+    renumber = {"conditioner.embedders.3.": "conditioner.embedders.1.", "conditioner.embedders.4.": "conditioner.embedders.2."}
+    weights = {}
+    for key, value in load_file(str(paths.tiny_weights)).items():
+        prefix = next((p for p in renumber if key.startswith(p)), None)
+        if not key.startswith(("conditioner.embedders.1.", "conditioner.embedders.2.")) or prefix:
+            weights[renumber[prefix] + key[len(prefix):] if prefix else key] = value
+    save_file(weights, str(folder / "tiny_sv3d_p.safetensors"))
     cfg = OmegaConf.load(paths.tiny_config)
+    cfg.model.params.ckpt_path = str(folder / "tiny_sv3d_p.safetensors")
     embedders = cfg.model.params.conditioner_config.params.emb_models
     clip, vae, cond_aug = embedders[0], embedders[3], embedders[4]
     angle = lambda key: OmegaConf.create(  # noqa: E731
@@ -259,13 +267,14 @@ def sv3d_p_config(tmp_path_factory, paths):
     decoder.params.pop("video_kernel_size")
     cfg.model.params.sampler_config.params.guider_config = {
         "target": "sgm.modules.diffusionmodules.guiders.TrianglePredictionGuider", "params": {"max_scale": 2.5, "num_frames": 5}}
-    path = tmp_path_factory.mktemp("sv3d") / "tiny_sv3d_p.yaml"
+    path = folder / "tiny_sv3d_p.yaml"
     OmegaConf.save(cfg, path)
     return path
 
 
 def test_sv3d_p_camera_reaches_the_model_and_the_input_view_is_kept(sv3d_p_config, paths, tmp_path, sample):
-    pipe = VideoPipeline.from_config(sv3d_p_config, paths.tiny_weights, device="cpu", version="sv3d_p", progress=False)
+    pipe = VideoPipeline.from_config(sv3d_p_config, device="cpu", version="sv3d_p", progress=False)
+    assert pipe.checkpoint.missing == []
     image = str(paths.image)
     orbit = pipe(image, num_frames=5, num_steps=2, seed=0)
     tilted = pipe(image, num_frames=5, num_steps=2, seed=0, elevations_deg=[0, 5, 10, 15, 20])
@@ -276,7 +285,7 @@ def test_sv3d_p_camera_reaches_the_model_and_the_input_view_is_kept(sv3d_p_confi
     assert (orbit.frames[-1] - as_used).abs().max() < 1e-6, "the last frame is the input view (as upstream)"
     assert ((decoded[-1] + 1) / 2 - as_used).abs().max() > 1e-2, "which the sampler alone did not produce"
 
-    proc = sample("--input_path", image, "--version", "sv3d_p", "--config", sv3d_p_config, "--ckpt_path", paths.tiny_weights,
+    proc = sample("--input_path", image, "--version", "sv3d_p", "--config", sv3d_p_config,
                   "--num_frames", 5, "--num_steps", 2, "--device", "cpu", "--output_folder", tmp_path,
                   "--elevations_deg", "[0,5,10,15,20]")
     assert proc.returncode == 0, proc.stderr

@@ -1,7 +1,7 @@
 """scripts/sampling/sweep.py and sgm.inference.sweep / views: cells, views, resume, bad grids.
 
 In process through the script's command-line contract. Sampling uses the tiny model of
-tests/fixtures/upstream_parity, built once per session and shared (VideoPipeline.from_config is
+tests/fixtures/upstream_parity, built once per session and shared (VideoPipeline.load is
 replaced by `Pipelines`, which also counts builds and calls); the tests of the views paint
 known frames instead of sampling, so that the lossy grid video can be checked tightly. One bad
 grid runs in a real process.
@@ -22,7 +22,6 @@ from sgm.eval.metrics import motion_metrics
 from sgm.inference import VideoPipeline
 from sgm.inference.cli import run_cli
 from sgm.inference.images import frames_to_uint8
-from sgm.inference.loading import read_config
 from sgm.inference.pipeline import VideoOutput
 from sgm.inference.record import build_record
 from sgm.inference.sweep import cell_name, check_axis, read_grid_file, split_settings
@@ -43,7 +42,7 @@ def architecture(cfg):
 
 
 class Pipelines:
-    """Stands in for VideoPipeline.from_config: the model of `tiny` (the tiny pipeline, shared)
+    """Stands in for VideoPipeline.load: the model of `tiny` (the tiny pipeline, shared)
     under the config asked for (the tiny model's, knobs aside), or with `paint` no model and frames
     painted by `painted_sample`; `forbid` makes a build raise Built. Counts builds and calls."""
 
@@ -52,15 +51,15 @@ class Pipelines:
         self.builds, self.calls = 0, []
         self.interrupt_at = None  # with paint: raise KeyboardInterrupt at this call (0-based)
 
-    def from_config(self, config, ckpt_path=None, device=None, dtype=None, version=None, progress=True):
+    def load(self, planned, allow_partial_checkpoint=False):
         if self.forbid:
             raise Built("the model must not be built here")
         self.builds += 1
-        cfg, path = read_config(config, ckpt_path)
         if self.tiny is not None:
-            assert architecture(cfg) == architecture(self.tiny.config)
-            assert os.path.samefile(cfg.model.params.ckpt_path, self.tiny.ckpt_path)
-        return VideoPipeline(None if self.tiny is None else self.tiny.model, cfg, version, path, device, dtype)
+            assert architecture(planned.config) == architecture(self.tiny.config)
+            assert os.path.samefile(planned.ckpt_path, self.tiny.ckpt_path)
+        return VideoPipeline(None if self.tiny is None else self.tiny.model, planned.config, planned.version,
+                             planned.config_path, planned.device, planned.dtype, planned.defaults, self.tiny and self.tiny.checkpoint)
 
     def install(self, monkeypatch):
         real_sample = VideoPipeline.sample
@@ -74,7 +73,8 @@ class Pipelines:
                 return painted_sample(pipe, image, settings)
             return real_sample(pipe, image, settings, callback)
 
-        monkeypatch.setattr(VideoPipeline, "from_config", self.from_config)
+        pipelines_load = self.load
+        monkeypatch.setattr(VideoPipeline, "load", lambda planned, *a, **k: pipelines_load(planned, *a, **k))
         monkeypatch.setattr(VideoPipeline, "sample", sample)
         return self
 
@@ -351,11 +351,23 @@ def test_interrupted_sweep_keeps_whole_cells_and_resumes(tmp_path, sweep_script,
 # Axes as written on the command line and in grid files (no model: the build raises)
 
 
-def planned_axes(sweep_script, folder, args):
-    """Run the sweep up to the model build; return sweep.json (written before it)."""
-    with pytest.raises(Built):
+class Planned(Exception):
+    """Raised in place of running a sweep; carries its plan."""
+
+
+def planned_axes(sweep_script, folder, args, monkeypatch):
+    """Run the sweep's command line up to the plan; return its axes, fixed settings and cells as
+    sweep.json would hold them (nothing is written before the model is loaded)."""
+
+    def run_sweep(plan, say):
+        raise Planned(plan)
+
+    monkeypatch.setattr(sweep_script, "run_sweep", run_sweep)
+    with pytest.raises(Planned) as planned:
         run_cli(sweep_script.main, sweep_script.PARSER, [str(a) for a in args])
-    return read_json(folder / "sweep.json")
+    assert not folder.exists()
+    plan = planned.value.args[0]
+    return json.loads(json.dumps({"axes": plan.axes, "fixed": plan.fixed, "cells": [cell.values for cell in plan.cells]}))
 
 
 FORMS = {
@@ -378,9 +390,10 @@ FORMS = {
 
 
 @pytest.mark.parametrize("case", sorted(FORMS))
-def test_command_line_forms_of_axes(case, tmp_path, sweep_script, tiny_args, paths, no_build):
+def test_command_line_forms_of_axes(case, tmp_path, sweep_script, tiny_args, paths, monkeypatch):
     flags, axes = FORMS[case]
-    summary = planned_axes(sweep_script, tmp_path / "out", tiny_args(paths.image, tmp_path / "out", "--attn_window_size", "2", *flags))
+    summary = planned_axes(sweep_script, tmp_path / "out", tiny_args(paths.image, tmp_path / "out", "--attn_window_size", "2", *flags),
+                           monkeypatch)
     assert summary["axes"] == axes
     order = [*ALL_KNOB_NAMES, "motion_bucket_id", "fps_id", "cond_aug", "num_frames", "seed"]  # documented axis order
     assert list(axes) == [name for name in order if name in axes]  # not the flags' order
@@ -388,9 +401,9 @@ def test_command_line_forms_of_axes(case, tmp_path, sweep_script, tiny_args, pat
 
 
 @pytest.mark.parametrize("flag, loop", [("--attn_window_loop", True), ("--noattn_window_loop", False)])
-def test_a_bool_flag_alone_is_a_fixed_setting(flag, loop, tmp_path, sweep_script, tiny_args, paths, no_build):
+def test_a_bool_flag_alone_is_a_fixed_setting(flag, loop, tmp_path, sweep_script, tiny_args, paths, monkeypatch):
     summary = planned_axes(sweep_script, tmp_path / "out", tiny_args(paths.image, tmp_path / "out", "--attn_window_size", "2", flag,
-                                                                    "--noise_correlation", "0.2,0.5"))
+                                                                    "--noise_correlation", "0.2,0.5"), monkeypatch)
     assert summary["fixed"]["attn_window_loop"] is loop and list(summary["axes"]) == ["noise_correlation"]
 
 

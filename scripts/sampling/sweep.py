@@ -48,14 +48,14 @@ before the model is loaded, as one line `error: ...` on stderr with exit status 
 import sys
 
 from sgm.inference.checks import as_bool
-from sgm.inference.cli import NOT_GIVEN, make_parser, parse_value, run_cli
-from sgm.inference.images import SIDE_MULTIPLE
+from sgm.inference.cli import MODEL_BOOLEANS, MODEL_FLAGS, NOT_GIVEN, make_parser, parse_value, run_cli
+from sgm.inference.images import image_notices
 from sgm.inference.sweep import SWEEPABLE, plan_sweep, run_sweep
 
 AXIS = " (sweepable: comma-separated values make an axis)"
 FLAGS = [
     ("input_path", "assets/test_image.png", "one image"),
-    ("version", "svd", "svd, svd_xt, svd_xt_1_1, svd_image_decoder, svd_xt_image_decoder, sv3d_u, sv3d_p or toy_svd"),
+    *MODEL_FLAGS,
     ("num_frames", NOT_GIVEN, "frames per video (default per version: svd 14, svd_xt 25, sv3d 21, toy_svd 8)" + AXIS),
     ("num_steps", None, "sampler steps (default per version: svd 25, svd_xt 30, sv3d 50, toy_svd 16)"),
     ("fps_id", NOT_GIVEN, "frame-rate conditioning (default 6); the grid video plays at the first cell's fps_id + 1" + AXIS),
@@ -63,17 +63,13 @@ FLAGS = [
     ("cond_aug", NOT_GIVEN, "noise added to the conditioning image (default 0.02; 1e-5 for sv3d)" + AXIS),
     ("seed", NOT_GIVEN, "seed of each cell's torch.Generator (default 23)" + AXIS),
     ("decoding_t", 14, "frames decoded at once by the VAE (lower it to save memory)"),
-    ("device", None, "torch device (default cuda when available, else cpu)"),
-    ("dtype", None, "float32, float16 or bfloat16 (default: float32 on CPU, upstream's autocast on CUDA)"),
     ("output_folder", None, "where to write (default outputs/sweep/<version>/<UTC timestamp>)"),
-    ("config", None, "a model config YAML instead of the version's shipped config"),
-    ("ckpt_path", None, "a checkpoint instead of the config's model.params.ckpt_path"),
     ("grid", None, "a YAML file mapping axis names to lists of values (an axis may not also be a flag)"),
     ("resume", "false", "reuse the finished cells in output_folder, sample the rest, rebuild the views"),
     ("gif", "false", "also write an endlessly looping GIF of each cell"),
     ("verbose", "false", "log at DEBUG level (a progress bar over the steps is always shown)"),
 ]
-BOOLEANS = ("resume", "gif", "verbose")
+BOOLEANS = (*MODEL_BOOLEANS, "resume", "gif", "verbose")
 
 
 def main(flags):
@@ -84,11 +80,10 @@ def main(flags):
     plan = plan_sweep(flags["input_path"], settings, grid=flags["grid"], version=flags["version"], num_steps=flags["num_steps"],
                       decoding_t=flags["decoding_t"], config=flags["config"], ckpt_path=flags["ckpt_path"],
                       device=flags["device"], dtype=flags["dtype"], output_folder=flags["output_folder"],
-                      resume=flags["resume"], gif=flags["gif"])
-    facts = plan.image.facts
-    if facts["resized"]:
-        (w, h), (new_w, new_h) = facts["original_size"], facts["size"]
-        print(f"notice: resized {flags['input_path']} from {w}x{h} to {new_w}x{new_h} (sides must be multiples of {SIDE_MULTIPLE})")
+                      resume=flags["resume"], gif=flags["gif"], resize_to_native=flags["resize_to_native"],
+                      allow_partial_checkpoint=flags["allow_partial_checkpoint"], check_memory=flags["check_memory"])
+    for line in image_notices(str(flags["input_path"]), plan.image.facts, plan.pipe.native_size, plan.pipe.version):
+        print(line)
     result = run_sweep(plan, say=print)
     plots = f" and {len(result.plots)} plots" if result.plots else ""
     print(f"wrote {len(plan.cells)} cells ({len(result.sampled)} sampled now), grid.mp4, contact_sheet.png, "

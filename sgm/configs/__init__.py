@@ -15,7 +15,8 @@ GROUP_DIRS = {
     "inference": os.path.join("configs", "inference"),
 }
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the folder that holds the sgm package: the repository root in a checkout, site-packages in an install
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def candidate_paths(group: str, name: str) -> List[str]:
@@ -31,7 +32,7 @@ def candidate_paths(group: str, name: str) -> List[str]:
         paths.append(str(resource))
     except (ModuleNotFoundError, TypeError, ValueError):
         pass
-    paths.append(os.path.join(_REPO_ROOT, GROUP_DIRS[group], name))
+    paths.append(os.path.join(PACKAGE_PARENT, GROUP_DIRS[group], name))
     return paths
 
 
@@ -49,6 +50,5 @@ def resolve_shipped_path(path: str) -> str:
     as sgm/checkpoints/toy_svd.safetensors, in a checkout or an install); unchanged when neither exists."""
     if os.path.exists(path) or os.path.isabs(path):
         return path
-    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    shipped = os.path.join(package_parent, path)
+    shipped = os.path.join(PACKAGE_PARENT, path)
     return shipped if os.path.exists(shipped) else path

@@ -18,10 +18,28 @@ import yaml
 from ..checkpoint import CheckpointError
 from ..modules.motion import ALL_KNOB_NAMES, BOOL_KNOBS, KNOB_HELP
 from .checks import InputError, one_line
+from .versions import VERSION_DEFAULTS
 
 SAMPLE_SCRIPT = "scripts/sampling/simple_video_sample.py"
 SWEEP_SCRIPT = "scripts/sampling/sweep.py"
 NOT_GIVEN = argparse.SUPPRESS  # default of flags whose absence means "keep the config's value"
+
+# The flags that choose and check the model, shared by the sampling scripts: (name, default, help).
+MODEL_FLAGS = [
+    ("version", "svd", f"one of {', '.join(VERSION_DEFAULTS)}; toy_svd is a small model that ships with the package "
+                       "and runs at once, the others need their released weights (never downloaded)"),
+    ("device", None, "torch device (default cuda when available, else cpu)"),
+    ("dtype", None, "float32, float16 or bfloat16 (default: float32 on CPU, upstream's autocast on CUDA)"),
+    ("config", None, "a model config YAML instead of the version's shipped config"),
+    ("ckpt_path", None, "a checkpoint instead of the config's model.params.ckpt_path"),
+    ("resize_to_native", "false", "resize the image to the version's native pixel count (svd 1024x576, sv3d 576x576, "
+                                  "toy_svd 64x64), its aspect kept"),
+    ("allow_partial_checkpoint", "false", "sample even when the checkpoint lacks weights of the model (they keep their "
+                                          "initial values and each JSON lists them); by default that is an error"),
+    ("check_memory", "true", "refuse, before loading, a run whose estimated memory exceeds what the device has free "
+                             "(--nocheck_memory skips the check)"),
+]
+MODEL_BOOLEANS = ("resize_to_native", "allow_partial_checkpoint", "check_memory")
 
 
 class _Parser(argparse.ArgumentParser):

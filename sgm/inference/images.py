@@ -1,12 +1,12 @@
 """Conditioning images in and video frames out.
 
-Images are RGB with both sides cut down to multiples of 64 (the VAE factor 8 times the UNet's
-downsampling); as tensors they are (1, 3, H, W) float in [-1, 1]. Frames are (T, 3, H, W) in [0, 1].
+Images are RGB with both sides multiples of 64 (the VAE factor 8 times the UNet's downsampling),
+cut down to one or, under 64 pixels, raised to 64; as tensors they are (1, 3, H, W) float in [-1, 1]. Frames are (T, 3, H, W) in [0, 1].
 """
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -70,19 +70,42 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def fit_sides(image: Image.Image, name: str = "image") -> Image.Image:
-    """RGB `image` with both sides cut down to multiples of 64 (bicubic resize when they are not)."""
-    w, h = image.size
-    new_w, new_h = w - w % SIDE_MULTIPLE, h - h % SIDE_MULTIPLE
-    if new_w == 0 or new_h == 0:
-        raise InputError(f"{name} is {w}x{h}; both sides must be at least {SIDE_MULTIPLE} pixels")
-    if (new_w, new_h) == (w, h):
-        return image
-    return image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+def valid_sides(width: int, height: int) -> Tuple[int, int]:
+    """The size an image of `width` x `height` is sampled at: each side cut down to a multiple of 64,
+    and a side under 64 pixels raised to 64."""
+    return tuple(max(SIDE_MULTIPLE, side - side % SIDE_MULTIPLE) for side in (width, height))
+
+
+def native_sides(width: int, height: int, native: Tuple[int, int]) -> Tuple[int, int]:
+    """The size with the pixel count of `native` (width, height) and the aspect of `width` x
+    `height`, sides rounded to multiples of 64 (exactly `native` when the aspects agree)."""
+    scale = (native[0] * native[1] / (width * height)) ** 0.5
+    return tuple(max(SIDE_MULTIPLE, int(round(side * scale / SIDE_MULTIPLE)) * SIDE_MULTIPLE) for side in (width, height))
+
+
+def fit_sides(image: Image.Image, size: Optional[Tuple[int, int]] = None) -> Image.Image:
+    """RGB `image` at `size` (width, height), by default valid_sides of its own (bicubic when it changes)."""
+    size = tuple(size or valid_sides(*image.size))
+    return image if size == image.size else image.resize(size, Image.Resampling.BICUBIC)
+
+
+def sampled_size(path: str, native: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
+    """(width, height) the image file `path` will be sampled at (conditioning_image's rule), read
+    from the file's header without decoding the pixels."""
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+    except Exception as err:  # PIL raises many types for undecodable files; all mean "not an image"
+        raise InputError(f"cannot read image {path}: {_reason(err)}") from None
+    return native_sides(width, height, native) if native is not None else valid_sides(width, height)
+
+
+def _reason(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def read_image(path: str) -> Tuple[Image.Image, Dict[str, Any]]:
-    """Open `path` as RGB with sides fitted to multiples of 64; returns (image, facts about the file)."""
+    """Open `path` as 8-bit RGB; returns (image, facts about the file: path, mode, original size)."""
     try:
         with Image.open(path) as opened:
             opened.load()
@@ -90,12 +113,8 @@ def read_image(path: str) -> Tuple[Image.Image, Dict[str, Any]]:
             image = to_rgb(opened)
             image.load()
     except Exception as err:  # PIL raises many types for undecodable files; all mean "not an image"
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"cannot read image {path}: {reason}") from None
-    image = fit_sides(image, f"image {path}")
-    facts = {"path": os.path.abspath(path), "mode": mode, "original_size": list(original_size),
-             "resized": list(image.size) != list(original_size)}
-    return image, facts
+        raise InputError(f"cannot read image {path}: {_reason(err)}") from None
+    return image, {"path": os.path.abspath(path), "mode": mode, "original_size": list(original_size)}
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
@@ -120,16 +139,21 @@ def _check_tensor(image: torch.Tensor) -> torch.Tensor:
     return x.float().cpu()
 
 
-def conditioning_image(image: Any) -> ConditioningImage:
-    """A path, a PIL image or a (3, H, W) / (1, 3, H, W) tensor in [-1, 1] as a ConditioningImage."""
+def conditioning_image(image: Any, native: Optional[Tuple[int, int]] = None) -> ConditioningImage:
+    """A path, a PIL image or a (3, H, W) / (1, 3, H, W) tensor in [-1, 1] as a ConditioningImage.
+
+    Images are brought to valid sides (valid_sides) or, given `native` (width, height), to
+    native_sides; a tensor must already have valid sides."""
     facts: Dict[str, Any] = {}
     if isinstance(image, (str, os.PathLike)):
         image, facts = read_image(os.fspath(image))
     elif isinstance(image, Image.Image):
         facts = {"mode": image.mode, "original_size": list(image.size)}
-        image = fit_sides(to_rgb(image))
-        facts["resized"] = list(image.size) != facts["original_size"]
+        image = to_rgb(image)
     if isinstance(image, Image.Image):
+        image = fit_sides(image, None if native is None else native_sides(*image.size, native))
+        facts["resized"] = list(image.size) != facts["original_size"]
+        facts["resized_to_native"] = native is not None
         tensor = pil_to_tensor(image)
     elif isinstance(image, torch.Tensor):
         tensor = _check_tensor(image)
@@ -138,6 +162,25 @@ def conditioning_image(image: Any) -> ConditioningImage:
     facts["size"] = [int(tensor.shape[-1]), int(tensor.shape[-2])]
     facts["sha256"] = hashlib.sha256(tensor.numpy().tobytes()).hexdigest()
     return ConditioningImage(tensor, facts)
+
+
+FAR_ABOVE_NATIVE = 2.0  # pixel count over the native one beyond which an image gets a notice
+
+
+def image_notices(name: str, facts: Dict[str, Any], native: Optional[Tuple[int, int]], model: str = "the model") -> List[str]:
+    """The lines that tell a person what happened to image `name` (facts of a ConditioningImage):
+    resized, and why; far above the `native` (width, height) resolution of `model`."""
+    lines = []
+    if facts.get("resized"):
+        (w, h), (new_w, new_h) = facts["original_size"], facts["size"]
+        why = (f"{model}'s native {native[0]}x{native[1]} pixel count, aspect kept" if facts.get("resized_to_native")
+               else f"sides must be multiples of {SIDE_MULTIPLE}" + (f", at least {SIDE_MULTIPLE}" if min(w, h) < SIDE_MULTIPLE else ""))
+        lines.append(f"notice: resized {name} from {w}x{h} to {new_w}x{new_h} ({why})")
+    if native is not None and not facts.get("resized_to_native") and facts["size"][0] * facts["size"][1] > FAR_ABOVE_NATIVE * native[0] * native[1]:
+        w, h = facts["size"]
+        lines.append(f"notice: {name} is sampled at {w}x{h}, far above the {native[0]}x{native[1]} {model} was trained at "
+                     "(slower, more memory, often worse); --resize_to_native resizes it to that pixel count")
+    return lines
 
 
 def frames_to_uint8(frames: torch.Tensor) -> np.ndarray:

@@ -7,10 +7,11 @@ from typing import Any, Optional, Tuple, Union
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..checkpoint import CheckpointError, load_checkpoint
-from ..configs import find_config, resolve_shipped_path
+from ..checkpoint import CheckpointError, LoadReport, load_checkpoint
+from ..configs import PACKAGE_PARENT, find_config, resolve_shipped_path
 from ..util import instantiate_from_config
 from .checks import InputError, one_line
+from .versions import RELEASED_WEIGHTS
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,21 @@ def read_config(config: Union[str, os.PathLike, DictConfig, dict], ckpt_path: Op
     return cfg, path
 
 
-def check_checkpoint(path: str) -> None:
-    """Cheap check that `path` exists and, for .safetensors, that its header is whole."""
+def _not_found(path: str, version: Optional[str]) -> str:
+    """The message for a missing checkpoint: where it was looked for and how to get one."""
+    places = dict.fromkeys([os.path.abspath(path), os.path.abspath(os.path.join(PACKAGE_PARENT, path))])
+    where = " or ".join(places)
+    model = RELEASED_WEIGHTS.get(version or "")
+    fetch = (f"download {os.path.basename(path)} from the Hugging Face model {model} (sgm-motion never downloads weights) "
+             f"and put it there or pass --ckpt_path" if model else "pass --ckpt_path with a checkpoint made for this config")
+    return f"checkpoint not found: {path} (looked for {where}); {fetch}; --version toy_svd runs at once, its weights ship with the package"
+
+
+def check_checkpoint(path: str, version: Optional[str] = None) -> None:
+    """Cheap check that `path` exists and, for .safetensors, that its header is whole; a missing
+    file's message says where it was looked for and, for a released `version`, where it comes from."""
     if not os.path.isfile(path):
-        hint = "" if os.path.isabs(path) else "; released weights are not downloaded: put them there, or try --version toy_svd"
-        raise CheckpointError(f"checkpoint not found: {path}{hint}")
+        raise CheckpointError(_not_found(path, version))
     if path.lower().endswith(".safetensors"):
         from safetensors import safe_open
 
@@ -74,9 +85,11 @@ def check_checkpoint(path: str) -> None:
             raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a .safetensors file?): {reason}") from None
 
 
-def build_model(cfg: DictConfig, device: torch.device, dtype: Optional[torch.dtype] = None, where: str = "the config") -> torch.nn.Module:
-    """model.* of `cfg` on `device` in eval mode (weights cast to `dtype` when given), with
-    model.params.ckpt_path loaded when set."""
+def build_model(cfg: DictConfig, device: torch.device, dtype: Optional[torch.dtype] = None, where: str = "the config",
+                allow_partial: bool = False) -> Tuple[torch.nn.Module, Optional[LoadReport]]:
+    """(model.* of `cfg` on `device` in eval mode with weights cast to `dtype` when given, the
+    LoadReport of model.params.ckpt_path or None when the config names none). Loading is strict
+    unless `allow_partial` (sgm.checkpoint)."""
     model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
     ckpt_path = model_cfg.params.pop("ckpt_path", None)
     if ckpt_path is None:
@@ -89,8 +102,5 @@ def build_model(cfg: DictConfig, device: torch.device, dtype: Optional[torch.dty
     except (ImportError, AttributeError, KeyError, TypeError, ValueError) as err:
         logger.debug("building the model failed", exc_info=True)
         raise InputError(f"cannot build the model from {where}: {type(err).__name__}: {one_line(err)}") from None
-    if ckpt_path is not None:
-        missing, _ = load_checkpoint(model, ckpt_path)
-        if missing and len(missing) == len(model.state_dict()):
-            raise CheckpointError(f"checkpoint {ckpt_path} holds none of the weights of the model in {where}")
-    return model.to(device=device, dtype=dtype).eval()
+    report = None if ckpt_path is None else load_checkpoint(model, ckpt_path, allow_partial)
+    return model.to(device=device, dtype=dtype).eval(), report

@@ -9,14 +9,36 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 from PIL import Image
 
+from .checks import InputError
 from .images import frames_to_uint8
 
 NUMBERED = re.compile(r"^(\d{6,})[._]")
+
+
+def check_output_folder(folder: str) -> None:
+    """Refuse (InputError) an output folder that is not a folder or cannot be created and written:
+    a file is created and removed in it or, while it does not exist, in its nearest existing parent
+    (a real write, so it holds for root and on read-only mounts too). Creates nothing."""
+    path = os.path.abspath(folder)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise InputError(f"output_folder exists and is not a folder: {folder}")
+    probe = path
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise InputError(f"cannot create output_folder {folder}: {probe} is not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-test-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        where = "" if probe == path else f" (it would be made in {probe})"
+        raise InputError(f"cannot write to output_folder {folder}{where}: {err.strerror or err}") from None
 
 
 def _temp_path(folder: str, suffix: str) -> str:
@@ -147,10 +169,11 @@ def reserve_number(folder: str, make_record: Callable[[str], Dict[str, Any]]) ->
 
 def save_numbered(folder: str, output, image: Image.Image, fps: int, record: Dict[str, Any], gif: bool = False,
                   frames: bool = False) -> Dict[str, Any]:
-    """Write one video of `output` (a VideoOutput) as NNNNNN.mp4 with NNNNNN.png (the image as used),
+    """Write one video of `output` (a VideoOutput) into `folder` (created when missing) as NNNNNN.mp4 with NNNNNN.png (the image as used),
     NNNNNN.json (`record` plus the file names), NNNNNN.gif with `gif`, NNNNNN_frames/ with `frames`.
     Returns the record as written."""
     video = frames_to_uint8(output.frames)
+    os.makedirs(folder, exist_ok=True)
 
     def full_record(stem: str) -> Dict[str, Any]:
         names = {"video": stem + ".mp4", "image": stem + ".png", "gif": stem + ".gif" if gif else None,

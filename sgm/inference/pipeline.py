@@ -14,20 +14,22 @@ import logging
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..checkpoint import LoadReport
 from ..modules.diffusionmodules.noise import initial_noise
 from ..modules.motion import bucket_motion_score, latent_motion_score
 from ..util import instantiate_from_config
-from .checks import resolve_device, resolve_dtype
+from .checks import InputError, resolve_device, resolve_dtype
 from .images import ConditioningImage, conditioning_image
 from .loading import build_model, check_checkpoint, read_config, resolve_config_path
+from .memory import MemoryEstimate, check_fits, estimate_memory, weight_count
 from .record import build_record
 from .settings import CallSettings, ModelDefaults
-from .versions import check_version, is_sv3d
+from .versions import NATIVE_SIZE, check_version, is_sv3d
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +47,19 @@ class VideoOutput:
 
 
 class VideoPipeline:
-    """A loaded model and what its calls fall back on. Build it with from_version or from_config.
+    """A loaded model and what its calls fall back on. Build it with from_version or from_config,
+    or check everything first with plan() and build with load().
 
-    Constructed directly with `model=None`, it is a pipeline planned but not loaded: its settings()
-    and the record fields it implies (version, config and checkpoint paths, device, dtype) work, and
-    calls do not (a sweep plans with one and loads the model only if a cell needs sampling)."""
+    A planned pipeline (model None) has passed every check that needs no model (config, knobs,
+    checkpoint file); its settings(), memory() and the record fields it implies (version, config
+    and checkpoint paths, device, dtype) work, and calls do not. `checkpoint` is the LoadReport of
+    the load (None before it, or when the config names no checkpoint); with `check_memory` a call
+    refuses, before sampling, a size that would not fit in the device's free memory."""
 
     def __init__(self, model, config: DictConfig, version: Optional[str] = None, config_path: Optional[str] = None,
                  device: Union[str, torch.device, None] = None, dtype: Optional[torch.dtype] = None,
-                 defaults: Optional[ModelDefaults] = None):
+                 defaults: Optional[ModelDefaults] = None, checkpoint: Optional[LoadReport] = None,
+                 check_memory: bool = True):
         self.model = model
         self.config = config
         self.version = version
@@ -61,38 +67,66 @@ class VideoPipeline:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         self.defaults = defaults or ModelDefaults.of_config(config, version, config_path or "the config")
+        self.checkpoint = checkpoint
+        self.check_memory = check_memory
         ckpt = config.model.params.get("ckpt_path")
         self.ckpt_path = None if ckpt is None else os.path.abspath(str(ckpt))
 
     @classmethod
-    def from_version(cls, version: str, device=None, dtype=None, ckpt_path=None, progress: bool = True) -> "VideoPipeline":
+    def plan(cls, version: Optional[str] = None, config=None, ckpt_path=None, device=None, dtype=None,
+             progress: bool = True, check_memory: bool = True) -> "VideoPipeline":
+        """Every check from_config makes before building (version, config, knobs, device, dtype, the
+        checkpoint file and header), without building: a planned pipeline (model None). `config`
+        (a YAML path, DictConfig or dict) defaults to the shipped config of `version`."""
+        version = None if version is None else check_version(version)
+        if config is None and version is None:
+            raise InputError("give a version or a config")
+        if config is None or isinstance(config, (str, os.PathLike)):
+            config = resolve_config_path(version, config)
+        cfg, path = read_config(config, ckpt_path)
+        cfg.model.params.sampler_config.params.verbose = bool(progress)
+        defaults = ModelDefaults.of_config(cfg, version, path or "the config")
+        if cfg.model.params.get("ckpt_path") is not None:
+            check_checkpoint(str(cfg.model.params.ckpt_path), version)
+        return cls(None, cfg, version, path, resolve_device(device), resolve_dtype(dtype), defaults, check_memory=check_memory)
+
+    def load(self, allow_partial_checkpoint: bool = False) -> "VideoPipeline":
+        """This pipeline with its model built and the checkpoint loaded, strictly unless
+        `allow_partial_checkpoint` (missing weights then keep their initial values and every
+        record lists them)."""
+        model, report = build_model(self.config, self.device, self.dtype, self.config_path or "the config",
+                                    allow_partial=allow_partial_checkpoint)
+        return VideoPipeline(model, self.config, self.version, self.config_path, self.device, self.dtype, self.defaults,
+                             report, self.check_memory)
+
+    @classmethod
+    def from_version(cls, version: str, device=None, dtype=None, ckpt_path=None, progress: bool = True,
+                     allow_partial_checkpoint: bool = False, check_memory: bool = True) -> "VideoPipeline":
         """The shipped config of `version` (svd, svd_xt, ..., toy_svd) and its checkpoint (or `ckpt_path`)."""
-        version = check_version(version)
-        return cls.from_config(resolve_config_path(version), ckpt_path, device, dtype, version=version, progress=progress)
+        return cls.plan(version, None, ckpt_path, device, dtype, progress, check_memory).load(allow_partial_checkpoint)
 
     @classmethod
     def from_config(cls, config, ckpt_path=None, device=None, dtype=None, version: Optional[str] = None,
-                    progress: bool = True) -> "VideoPipeline":
+                    progress: bool = True, allow_partial_checkpoint: bool = False, check_memory: bool = True) -> "VideoPipeline":
         """A model config (YAML path, DictConfig or dict in the sgm schema); `version` (optional)
         picks the version table's frame and step defaults; `progress` shows a bar over the steps."""
-        version = None if version is None else check_version(version)
-        cfg, path = read_config(config, ckpt_path)
-        cfg.model.params.sampler_config.params.verbose = bool(progress)
-        device, dtype = resolve_device(device), resolve_dtype(dtype)
-        defaults = ModelDefaults.of_config(cfg, version, path or "the config")  # bad knobs fail before the build
-        model = build_model(cfg, device, dtype, path or "the config")
-        return cls(model, cfg, version, path, device, dtype, defaults)
+        return cls.plan(version, config, ckpt_path, device, dtype, progress, check_memory).load(allow_partial_checkpoint)
 
-    @staticmethod
-    def preflight(version: Optional[str] = None, config=None, ckpt_path=None) -> ModelDefaults:
-        """The checks from_version / from_config would make before building anything (config, knobs,
-        checkpoint file), without building: what a call falls back on."""
-        version = None if version is None else check_version(version)
-        cfg, path = read_config(resolve_config_path(version, config), ckpt_path)
-        defaults = ModelDefaults.of_config(cfg, version, path)
-        if cfg.model.params.get("ckpt_path") is not None:
-            check_checkpoint(str(cfg.model.params.ckpt_path))
-        return defaults
+    @property
+    def native_size(self) -> Optional[Tuple[int, int]]:
+        """(width, height) the version was trained at; None for a config without a version."""
+        return NATIVE_SIZE.get(self.version)
+
+    def memory(self, width: int, height: int, settings: CallSettings) -> MemoryEstimate:
+        """What a call at `width` x `height` pixels with `settings` needs on the device (with the
+        weights while they are not loaded). With check_memory, InputError when that exceeds the
+        free memory (sgm.inference.memory)."""
+        ckpt = self.config.model.params.get("ckpt_path")
+        weights = weight_count(None if ckpt is None else str(ckpt))
+        args = (self.config, width, height, settings.num_frames, settings.decoding_t, self.dtype, self.device)
+        if not self.check_memory:
+            return estimate_memory(*args, weights=weights)
+        return check_fits(*args, weights=weights, weights_loaded=self.model is not None, native_size=self.native_size)
 
     @property
     def dtype_name(self) -> str:
@@ -116,7 +150,10 @@ class VideoPipeline:
 
     def sample(self, image, settings: CallSettings, callback: Optional[Callable[[Dict], None]] = None) -> VideoOutput:
         """Sample one video with settings already validated by `settings()`."""
+        if self.model is None:
+            raise RuntimeError("this pipeline is planned, not loaded: call load() first")
         image = image if isinstance(image, ConditioningImage) else conditioning_image(image)
+        self.memory(*image.facts["size"], settings)
         generator = torch.Generator(self.device).manual_seed(settings.seed)
         with self._precision():
             result = sample_video(self.model, image.tensor.to(self.device), settings, generator,

@@ -46,6 +46,9 @@ def build_record(pipe, settings, image_facts: Dict[str, Any], window_schedule) -
         "version": pipe.version,
         "config_path": pipe.config_path,
         "ckpt_path": pipe.ckpt_path,
+        # weights of the model the checkpoint lacked (loaded with allow_partial_checkpoint) and its keys the model lacks
+        "checkpoint_missing_keys": None if pipe.checkpoint is None else pipe.checkpoint.missing,
+        "checkpoint_unexpected_keys": None if pipe.checkpoint is None else pipe.checkpoint.unexpected,
         "device": str(pipe.device),
         "dtype": pipe.dtype_name,
         **settings.as_dict(),

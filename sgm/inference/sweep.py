@@ -29,11 +29,10 @@ import yaml
 from PIL import Image
 
 from ..modules.motion import ALL_KNOB_NAMES, AUTO, KNOB_NAMES, SAMPLING_KNOB_NAMES, STAGE_KNOBS, MotionKnobs, SamplingKnobs
-from .checks import InputError, as_float, as_int, as_seed, one_line, resolve_device, resolve_dtype
+from .checks import InputError, as_float, as_int, as_seed, one_line
 from .cli import SAMPLE_SCRIPT, SWEEP_SCRIPT, command_line, parse_value
-from .images import ConditioningImage, conditioning_image, frames_to_uint8, list_input_images
-from .loading import read_config, resolve_config_path
-from .outputs import read_npz, write_gif, write_json, write_mp4, write_npz, write_png
+from .images import ConditioningImage, conditioning_image, frames_to_uint8, list_input_images, sampled_size
+from .outputs import check_output_folder, read_npz, write_gif, write_json, write_mp4, write_npz, write_png
 from .pipeline import VideoOutput, VideoPipeline
 from .record import build_record, package_versions
 from .settings import CALL_PARAMS, CallSettings
@@ -231,7 +230,7 @@ class SweepPlan:
     """A checked sweep. `pipe` is the sweep's VideoPipeline before its model is built (model None):
     what its records will say of version, config and checkpoint paths, device and dtype; load()
     builds the real one. `flags` holds the paths and options as given, for the commands;
-    `finished` {cell index: record} the cells that --resume reuses."""
+    `options` the boolean flags given; `finished` {cell index: record} the cells that --resume reuses."""
 
     folder: str
     image: ConditioningImage
@@ -242,6 +241,7 @@ class SweepPlan:
     cells: List[Cell]
     flags: Dict[str, Any]
     gif: bool
+    options: Dict[str, bool]  # resize_to_native, allow_partial_checkpoint: kept in the commands
     finished: Dict[int, Dict[str, Any]] = field(default_factory=dict)
 
     def identity(self, cell: Cell) -> Dict[str, Any]:
@@ -254,20 +254,22 @@ class SweepPlan:
         fixed = {k: fmt(v, k) for k, v in self.fixed.items()}
         axes = {k: ",".join(fmt(v, k) for v in values) + ("," if len(values) == 1 else "")
                 for k, values in self.axes.items() if k not in self.grid_axes}
-        return command_line(SWEEP_SCRIPT, {**self.flags, "output_folder": self.folder, "gif": self.gif or None, **fixed, **axes})
+        toggles = {k: True for k, on in self.options.items() if on}
+        return command_line(SWEEP_SCRIPT, {**self.flags, "output_folder": self.folder, "gif": self.gif or None, **toggles,
+                                           **fixed, **axes})
 
     def cell_command(self, cell: Cell) -> str:
         """The simple_video_sample.py command that makes the same video as `cell` (a null knob: none)."""
         flags = {k: self.flags[k] for k in ("input_path", "version", "config", "ckpt_path", "device", "dtype")}
         call = {k: getattr(cell.settings, k) for k in CALL_PARAMS}
         knobs = {k: "none" if v is None else v for k, v in cell.given.items() if k in ALL_KNOB_NAMES}
+        toggles = {k: True for k, on in self.options.items() if on}
         return command_line(SAMPLE_SCRIPT, {**flags, "output_folder": os.path.join(self.folder, "reproduce"),
-                                            **call, **knobs, "gif": self.gif or None})
+                                            **call, **knobs, "gif": self.gif or None, **toggles})
 
     def load(self) -> VideoPipeline:
-        """The pipeline with its model built (VideoPipeline.from_config)."""
-        return VideoPipeline.from_config(self.pipe.config_path, self.pipe.ckpt_path, self.pipe.device, self.pipe.dtype,
-                                         version=self.pipe.version)
+        """The pipeline with its model built (VideoPipeline.load)."""
+        return self.pipe.load(self.options["allow_partial_checkpoint"])
 
 
 def read_finished(folder: str, cell: Cell) -> Optional[Dict[str, Any]]:
@@ -285,8 +287,6 @@ def read_finished(folder: str, cell: Cell) -> Optional[Dict[str, Any]]:
 def _check_folder(plan: SweepPlan, resume: bool) -> None:
     """Refuse a non-empty folder without `resume`; with it, collect the finished cells, refusing
     any made with other settings."""
-    if os.path.exists(plan.folder) and not os.path.isdir(plan.folder):
-        raise InputError(f"output_folder exists and is not a folder: {plan.folder}")
     if not os.path.isdir(plan.folder) or not os.listdir(plan.folder):
         return
     if not resume:
@@ -307,29 +307,34 @@ def _check_folder(plan: SweepPlan, resume: bool) -> None:
 def plan_sweep(input_path: Any, settings: Dict[str, Any], grid: Optional[str] = None, version: str = "svd",
                num_steps: Optional[int] = None, decoding_t: int = 14, config: Optional[str] = None,
                ckpt_path: Optional[str] = None, device: Any = None, dtype: Any = None,
-               output_folder: Optional[str] = None, resume: bool = False, gif: bool = False) -> SweepPlan:
+               output_folder: Optional[str] = None, resume: bool = False, gif: bool = False,
+               resize_to_native: bool = False, allow_partial_checkpoint: bool = False, check_memory: bool = True) -> SweepPlan:
     """Check a sweep without building a model: the axes and fixed values in `settings` ({name:
     value as given} of sweepable settings) and the grid file, the config and checkpoint, the image,
-    every cell, the output folder and, with `resume`, the cells already finished there."""
+    every cell, the output folder (writable; with `resume`, the cells already finished there) and
+    that the largest cell fits in memory (with `check_memory`)."""
     version = check_version(version)
     entries = {} if grid is None else read_grid_file(str(grid))
     axes, fixed = split_settings(settings, entries)
-    defaults = VideoPipeline.preflight(version, config, ckpt_path)
-    cells = make_cells(axes, fixed, defaults, num_steps=num_steps, decoding_t=decoding_t)
+    pipe = VideoPipeline.plan(version, config, ckpt_path, device, dtype, check_memory=check_memory)
+    cells = make_cells(axes, fixed, pipe.defaults, num_steps=num_steps, decoding_t=decoding_t)
     if os.path.isdir(str(input_path)):
         raise InputError(f"a sweep takes one image, got the folder {input_path}")
-    image = conditioning_image(list_input_images(input_path)[0])
+    image_path, native = list_input_images(input_path)[0], pipe.native_size if resize_to_native else None
+    size = sampled_size(image_path, native)
     if resume and output_folder is None:
         raise InputError("--resume needs the --output_folder of the sweep to continue")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     folder = str(output_folder or os.path.join("outputs", "sweep", version, stamp))
-    config_path = resolve_config_path(version, config)
-    pipe = VideoPipeline(None, read_config(config_path, ckpt_path)[0], version, config_path, resolve_device(device), resolve_dtype(dtype))
     flags = {"input_path": str(input_path), "version": version, "config": config, "ckpt_path": ckpt_path,
              "device": str(pipe.device), "dtype": dtype, "num_steps": num_steps, "decoding_t": decoding_t,
              "grid": grid}
+    check_output_folder(folder)
+    pipe.memory(*size, max(cells, key=lambda c: c.settings.num_frames).settings)  # before decoding the image
+    image = conditioning_image(image_path, native)
     plan = SweepPlan(folder, image, pipe, axes, fixed, list(entries), cells,
-                     {k: None if v is None else str(v) for k, v in flags.items()}, gif)
+                     {k: None if v is None else str(v) for k, v in flags.items()}, gif,
+                     {"resize_to_native": resize_to_native, "allow_partial_checkpoint": allow_partial_checkpoint})
     _check_folder(plan, resume)
     return plan
 
@@ -409,20 +414,21 @@ class SweepResult:
 
 def run_sweep(plan: SweepPlan, say: Callable[[str], None] = lambda line: None) -> SweepResult:
     """Sample the cells of `plan` not yet finished (building the model only if there is one),
-    then write the views. `say` receives one line per event (resume, each cell written)."""
-    try:
-        os.makedirs(plan.folder, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"cannot create output_folder {plan.folder}: {err.strerror or err}") from None
+    then write the views; the output folder is made once the model is loaded. `say` receives one
+    line per event (loading, resume, each cell written)."""
+    records = dict(plan.finished)
+    todo = [cell for cell in plan.cells if cell.index not in records]
+    pipe = None
+    if todo:
+        say(f"Loading model {plan.pipe.version} ({plan.pipe.ckpt_path or 'no checkpoint'}) on {plan.pipe.device} ...")
+        pipe = plan.load()
+    os.makedirs(plan.folder, exist_ok=True)
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     summary = _summary(plan, created)
     write_png(plan.image.pil, os.path.join(plan.folder, CONDITIONING_PNG), overwrite=True)
     write_json(summary, os.path.join(plan.folder, SWEEP_JSON), overwrite=True)
-    records = dict(plan.finished)
     if records:
         say(f"resume: {len(records)} of {len(plan.cells)} cells already done in {plan.folder}")
-    todo = [cell for cell in plan.cells if cell.index not in records]
-    pipe = plan.load() if todo else None
     extra = {"sweep_command": summary["command"], "created": created}
     for cell in todo:
         records[cell.index] = save_cell(plan, cell, pipe.sample(plan.image, cell.settings), extra)

@@ -16,6 +16,23 @@ VERSION_DEFAULTS: Dict[str, Tuple[int, int]] = {
     "sv3d_p": (21, 50),
     "toy_svd": (8, 16),  # the small model trained here on synthetic clips; ships with the package
 }
+# version -> (width, height) in pixels the model was trained at
+NATIVE_SIZE: Dict[str, Tuple[int, int]] = {
+    **{v: (1024, 576) for v in ("svd", "svd_xt", "svd_xt_1_1", "svd_image_decoder", "svd_xt_image_decoder")},
+    "sv3d_u": (576, 576),
+    "sv3d_p": (576, 576),
+    "toy_svd": (64, 64),
+}
+# version -> the Hugging Face model that publishes its weights (never downloaded here)
+RELEASED_WEIGHTS: Dict[str, str] = {
+    "svd": "stabilityai/stable-video-diffusion-img2vid",
+    "svd_image_decoder": "stabilityai/stable-video-diffusion-img2vid",
+    "svd_xt": "stabilityai/stable-video-diffusion-img2vid-xt",
+    "svd_xt_image_decoder": "stabilityai/stable-video-diffusion-img2vid-xt",
+    "svd_xt_1_1": "stabilityai/stable-video-diffusion-img2vid-xt-1-1",
+    "sv3d_u": "stabilityai/sv3d",
+    "sv3d_p": "stabilityai/sv3d",
+}
 COND_AUG = 0.02
 SV3D_COND_AUG = 1e-5
 
