@@ -21,7 +21,6 @@ import csv
 import ctypes
 import gc
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -29,12 +28,11 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from omegaconf import DictConfig
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from sgm.inference import VideoPipeline
+from sgm.inference.loading import read_config, resolve_config_path
+from sgm.inference.memory import estimate_memory, format_bytes, weight_count
 
-from sgm.inference import VideoPipeline  # noqa: E402
-from sgm.inference.loading import read_config, resolve_config_path  # noqa: E402
-from sgm.inference.memory import estimate_memory, format_bytes, weight_count  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 TINY = REPO / "tests" / "fixtures" / "upstream_parity"
 DTYPES = {"default": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
