@@ -113,8 +113,7 @@ def load_into(model: nn.Module, sd: Dict[str, torch.Tensor], path: str = "the ch
                                      f"lacks {len(report.missing)} of the model's {total} weights ({_first(report.missing)})")
             + f"{extra}; use the checkpoint made for this config, or pass --{PARTIAL_FLAG} to sample with the missing "
             "weights left at their initial values")
-    model.load_state_dict({k: v for k, v in sd.items() if k not in report.unexpected and not DROPPABLE_KEYS.search(k)},
-                          strict=False)
+    model.load_state_dict(sd, strict=False)  # unexpected and droppable keys are skipped, as report says
     if report.missing:
         logger.warning("%s: %d of %d weights missing, left at their initial values (%s)", path, len(report.missing), total,
                        _first(report.missing))

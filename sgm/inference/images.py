@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checks import InputError
+from .checks import InputError, one_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SIDE_MULTIPLE = 64
@@ -96,12 +96,8 @@ def sampled_size(path: str, native: Optional[Tuple[int, int]] = None) -> Tuple[i
         with Image.open(path) as opened:
             width, height = opened.size
     except Exception as err:  # PIL raises many types for undecodable files; all mean "not an image"
-        raise InputError(f"cannot read image {path}: {_reason(err)}") from None
+        raise InputError(f"cannot read image {path}: {one_line(err)}") from None
     return native_sides(width, height, native) if native is not None else valid_sides(width, height)
-
-
-def _reason(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def read_image(path: str) -> Tuple[Image.Image, Dict[str, Any]]:
@@ -113,7 +109,7 @@ def read_image(path: str) -> Tuple[Image.Image, Dict[str, Any]]:
             image = to_rgb(opened)
             image.load()
     except Exception as err:  # PIL raises many types for undecodable files; all mean "not an image"
-        raise InputError(f"cannot read image {path}: {_reason(err)}") from None
+        raise InputError(f"cannot read image {path}: {one_line(err)}") from None
     return image, {"path": os.path.abspath(path), "mode": mode, "original_size": list(original_size)}
 
 

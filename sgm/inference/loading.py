@@ -81,8 +81,7 @@ def check_checkpoint(path: str, version: Optional[str] = None) -> None:
             with safe_open(path, framework="pt") as handle:
                 handle.keys()
         except Exception as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a .safetensors file?): {reason}") from None
+            raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a .safetensors file?): {one_line(err)}") from None
 
 
 def build_model(cfg: DictConfig, device: torch.device, dtype: Optional[torch.dtype] = None, where: str = "the config",
