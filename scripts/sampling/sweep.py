@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Sweep motion knobs and sampling parameters over a grid: one image, one loaded model.
+"""Sweep motion knobs and sampling parameters over a grid: one image or a folder of them, the model
+loaded once per process, one or many processes (GPUs, nodes).
 
     python scripts/sampling/sweep.py --input_path my_image.png --version svd \\
         --temporal_attn_scale 0.5,1,2 --attn_window_size none,8
@@ -27,20 +28,32 @@ settings and the config's knobs (a fixed auto window may take its minimum from a
 the model is loaded. A cell is exactly the video simple_video_sample.py makes with the same flags
 (its JSON holds that command), sampled by sgm.inference.VideoPipeline with its own seeded generator.
 
-OUTPUT_FOLDER (default outputs/sweep/<version>/<UTC timestamp>) receives:
-  cell_NNN_<axis>-<value>....npz / .mp4 / .json   each cell's frames (uint8 (T, H, W, 3)), video
-                    and record (the pipeline's record, the cell's values, metrics and command);
-                    with --gif also an endlessly looping .gif
-  conditioning.png  the image as used         sweep.json  the axes, cells, and the views' layouts
-  grid.mp4          every cell tiled under its label, frame-synchronised (shorter cells hold their last frame)
-  contact_sheet.png one row per cell, up to 8 evenly spaced frames
-  metrics.csv       one row per cell: its values and frame_diff, displacement_px, smoothness,
+A job item is one (image, cell). OUTPUT_FOLDER (default outputs/sweep/<version>/<UTC timestamp>) receives:
+  ID.npz / .mp4 / .json   each item's frames (uint8 (T, H, W, 3)), video and record (the
+                    pipeline's record, the cell's values, metrics and command); with --gif also an
+                    endlessly looping .gif, with --save_frames ID_frames/TTT.png. ID is the cell's
+                    name cell_NNN_<axis>-<value>... for one image, imgNNN_<stem>__<cell name> for several
+  conditioning.png  the image as used (imgNNN_<stem>.png each, for several)
+  sweep.json        the axes, cells, items, and the views' layouts
+  manifest.json     every item with its status (done / missing)
+  grid.mp4          every item tiled under its label, frame-synchronised (shorter ones hold their last frame)
+  contact_sheet.png one row per item, up to 8 evenly spaced frames
+  metrics.csv       one row per item: its values and frame_diff, displacement_px, smoothness,
                     psnr_frame0 (sgm.eval.metrics on the saved frames, against the image as used)
   plot_<axis>_<metric>.png   per numeric axis (two numbers or more), a line per combination of the others
-Every file is written whole (temp file, then moved) and a cell's JSON last: an interrupted sweep
-leaves only whole cells. An output folder that is not empty is refused unless --resume is given;
---resume reuses the finished cells made with the same settings (and refuses any made otherwise),
-samples the rest and rebuilds the grid, sheet, CSV and plots from the saved frames.
+Every file is written whole (temp file, then moved) and an item's JSON last: an interrupted sweep
+leaves only whole items. An output folder that is not empty is refused unless --resume is given;
+--resume reuses the finished items made with the same settings (and refuses any made otherwise),
+samples the rest and rebuilds the shared files from the saved frames (--collect_only rebuilds
+them without sampling).
+
+Many GPUs and nodes: Lightning's --accelerator, --devices, --num_nodes and --strategy run the
+items on Trainer.predict, one process per device, each item written by the process that made it;
+rank 0 builds the shared files once every process has finished. An item's video does not depend
+on the process or the number of processes. One node with 8 GPUs:
+    python scripts/sampling/sweep.py ... --accelerator cuda --devices 8 --output_folder out
+Several nodes: start the same command on each with torchrun (or srun under SLURM), adding
+--num_nodes; docs in the README.
 
 Bad input (unknown setting, empty list, invalid value or combination, bad grid file) is refused
 before the model is loaded, as one line `error: ...` on stderr with exit status 2.
@@ -49,13 +62,16 @@ import sys
 
 from sgm.inference.checks import as_bool
 from sgm.inference.cli import MODEL_BOOLEANS, MODEL_FLAGS, NOT_GIVEN, make_parser, parse_value, run_cli
+from sgm.inference.engine import LAUNCH_FLAGS, check_job_folder, check_launch, is_rank_zero, run_job
 from sgm.inference.images import image_notices
-from sgm.inference.sweep import SWEEPABLE, plan_sweep, run_sweep
+from sgm.inference.job import collect
+from sgm.inference.sweep import SWEEPABLE, plan_sweep
 
 AXIS = " (sweepable: comma-separated values make an axis)"
 FLAGS = [
-    ("input_path", "assets/test_image.png", "one image"),
+    ("input_path", "assets/test_image.png", "an image, or a folder whose .png/.jpg/.jpeg images are all swept"),
     *MODEL_FLAGS,
+    *LAUNCH_FLAGS,
     ("num_frames", NOT_GIVEN, "frames per video (default per version: svd 14, svd_xt 25, sv3d 21, toy_svd 8)" + AXIS),
     ("num_steps", None, "sampler steps (default per version: svd 25, svd_xt 30, sv3d 50, toy_svd 16)"),
     ("fps_id", NOT_GIVEN, "frame-rate conditioning (default 6); the grid video plays at the first cell's fps_id + 1" + AXIS),
@@ -65,11 +81,13 @@ FLAGS = [
     ("decoding_t", 14, "frames decoded at once by the VAE (lower it to save memory)"),
     ("output_folder", None, "where to write (default outputs/sweep/<version>/<UTC timestamp>)"),
     ("grid", None, "a YAML file mapping axis names to lists of values (an axis may not also be a flag)"),
-    ("resume", "false", "reuse the finished cells in output_folder, sample the rest, rebuild the views"),
-    ("gif", "false", "also write an endlessly looping GIF of each cell"),
+    ("resume", "false", "reuse the finished items in output_folder, sample the rest, rebuild the shared files"),
+    ("collect_only", "false", "rebuild the shared files (views, manifest) of output_folder from its items; sample nothing"),
+    ("gif", "false", "also write an endlessly looping GIF of each item"),
+    ("save_frames", "false", "also write every frame of each item as a PNG (ID_frames/)"),
     ("verbose", "false", "log at DEBUG level (a progress bar over the steps is always shown)"),
 ]
-BOOLEANS = (*MODEL_BOOLEANS, "resume", "gif", "verbose")
+BOOLEANS = (*MODEL_BOOLEANS, "resume", "collect_only", "gif", "save_frames", "verbose")
 
 
 def main(flags):
@@ -77,17 +95,23 @@ def main(flags):
     flags = {k: parse_value(v) for k, v in flags.items()}
     for name in BOOLEANS:
         flags[name] = as_bool(name, flags[name])
-    plan = plan_sweep(flags["input_path"], settings, grid=flags["grid"], version=flags["version"], num_steps=flags["num_steps"],
-                      decoding_t=flags["decoding_t"], config=flags["config"], ckpt_path=flags["ckpt_path"],
-                      device=flags["device"], dtype=flags["dtype"], output_folder=flags["output_folder"],
-                      resume=flags["resume"], gif=flags["gif"], resize_to_native=flags["resize_to_native"],
-                      allow_partial_checkpoint=flags["allow_partial_checkpoint"], check_memory=flags["check_memory"])
-    for line in image_notices(str(flags["input_path"]), plan.image.facts, plan.pipe.native_size, plan.pipe.version):
-        print(line)
-    result = run_sweep(plan, say=print)
-    plots = f" and {len(result.plots)} plots" if result.plots else ""
-    print(f"wrote {len(plan.cells)} cells ({len(result.sampled)} sampled now), grid.mp4, contact_sheet.png, "
-          f"metrics.csv{plots} to {plan.folder}")
+    launch = check_launch(flags["accelerator"], flags["devices"], flags["num_nodes"], flags["strategy"], flags["device"])
+    check_job_folder(launch, flags["output_folder"], flags["collect_only"])
+    job = plan_sweep(flags["input_path"], settings, grid=flags["grid"], version=flags["version"], num_steps=flags["num_steps"],
+                     decoding_t=flags["decoding_t"], config=flags["config"], ckpt_path=flags["ckpt_path"], device=launch.device,
+                     dtype=flags["dtype"], output_folder=flags["output_folder"], resume=flags["resume"] or flags["collect_only"],
+                     gif=flags["gif"], save_frames=flags["save_frames"], resize_to_native=flags["resize_to_native"],
+                     allow_partial_checkpoint=flags["allow_partial_checkpoint"], check_memory=flags["check_memory"])
+    if is_rank_zero():
+        for image in job.images:
+            for line in image_notices(image.path, image.facts, job.pipe.native_size, job.pipe.version):
+                print(line)
+    result = collect(job, print) if flags["collect_only"] else run_job(job, launch, say=print)
+    if result is not None:
+        plots = f" and {len(result.plots)} plots" if result.plots else ""
+        sampled = 0 if flags["collect_only"] else len(job.todo())
+        print(f"wrote {len(result.records)} of {len(job.items)} items ({sampled} sampled now), grid.mp4, "
+              f"contact_sheet.png, metrics.csv, manifest.json{plots} to {job.folder}")
 
 
 PARSER = make_parser("sweep.py", __doc__, FLAGS, BOOLEANS)

@@ -9,6 +9,11 @@ from typing import Any, List, Optional
 import torch
 
 
+class Interrupted(Exception):
+    """An interrupt (Ctrl-C) raised where a KeyboardInterrupt would not reach the caller as one
+    (Lightning turns it into an exit); the scripts report it as one."""
+
+
 class InputError(ValueError):
     """Bad user input, reported as one line."""
 

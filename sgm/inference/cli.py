@@ -17,7 +17,7 @@ import yaml
 
 from ..checkpoint import CheckpointError
 from ..modules.motion import ALL_KNOB_NAMES, BOOL_KNOBS, KNOB_HELP
-from .checks import InputError, one_line
+from .checks import InputError, Interrupted, one_line
 from .versions import VERSION_DEFAULTS
 
 SAMPLE_SCRIPT = "scripts/sampling/simple_video_sample.py"
@@ -124,6 +124,8 @@ def command_line(script: str, params: Dict[str, Any]) -> str:
 def setup_logging(verbose: bool) -> None:
     """WARNING for everything; with `verbose` DEBUG for sgm and the scripts."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("pytorch_lightning", "lightning_fabric"):  # their INFO lines (devices found, tips, ranks) only with verbose
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     if verbose:
         logging.getLogger().setLevel(logging.INFO)
         for name in ("sgm", "__main__"):
@@ -148,7 +150,7 @@ def run_cli(main: Callable[[Dict[str, Any]], Any], parser: argparse.ArgumentPars
         hint = "" if verbose else " (--verbose shows the traceback)"
         print(f"error: {type(err).__name__}: {one_line(err)}{hint}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print("error: interrupted", file=sys.stderr)
         return 130
     return 0

@@ -99,6 +99,14 @@ class VideoPipeline:
         return VideoPipeline(model, self.config, self.version, self.config_path, self.device, self.dtype, self.defaults,
                              report, self.check_memory)
 
+    def planned_on(self, device: Union[str, torch.device], progress: bool = True) -> "VideoPipeline":
+        """This planned pipeline for another `device` (a process's own), with or without the
+        progress bar over the steps; load() builds it there."""
+        cfg = copy.deepcopy(self.config)
+        cfg.model.params.sampler_config.params.verbose = bool(progress)
+        return VideoPipeline(None, cfg, self.version, self.config_path, resolve_device(device), self.dtype, self.defaults,
+                             check_memory=self.check_memory)
+
     @classmethod
     def from_version(cls, version: str, device=None, dtype=None, ckpt_path=None, progress: bool = True,
                      allow_partial_checkpoint: bool = False, check_memory: bool = True) -> "VideoPipeline":

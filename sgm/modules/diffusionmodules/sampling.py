@@ -55,7 +55,7 @@ class BaseDiffusionSampler:
     def get_sigma_gen(self, num_sigmas: int):
         steps = range(num_sigmas - 1)
         if self.verbose:
-            steps = tqdm(steps, total=num_sigmas - 1, desc="Sampling", unit="step")
+            steps = tqdm(steps, total=num_sigmas - 1, desc="Sampling", unit="step", leave=None)  # kept unless under another bar
         return steps
 
 
