@@ -261,7 +261,7 @@ def test_resume_reuses_finished_cells_and_refuses_other_settings(swept, tmp_path
 
     (folder / (CELLS[2] + ".json")).unlink()  # cell 2 unfinished: only it is sampled again, the same
     result = run_in_process(sweep_script, *sweep_args(folder), "--resume")
-    assert result.returncode == 0 and "4 cells (1 sampled now)" in result.stdout
+    assert result.returncode == 0 and "4 of 4 items (1 sampled now)" in result.stdout
     assert len(pipelines.calls) == 1 and pipelines.calls[0].motion_knobs.temporal_attn_scale == 2.0
     assert np.array_equal(npz(folder, CELLS[2]), np.load(swept / (CELLS[2] + ".npz"))["frames"])
 
@@ -359,10 +359,10 @@ def planned_axes(sweep_script, folder, args, monkeypatch):
     """Run the sweep's command line up to the plan; return its axes, fixed settings and cells as
     sweep.json would hold them (nothing is written before the model is loaded)."""
 
-    def run_sweep(plan, say):
+    def run_job(plan, launch, say):
         raise Planned(plan)
 
-    monkeypatch.setattr(sweep_script, "run_sweep", run_sweep)
+    monkeypatch.setattr(sweep_script, "run_job", run_job)
     with pytest.raises(Planned) as planned:
         run_cli(sweep_script.main, sweep_script.PARSER, [str(a) for a in args])
     assert not folder.exists()
@@ -462,7 +462,7 @@ BAD = {
     "bad num_steps": (["--num_steps", "0", "--seed", "1,2"], "num_steps must be at least 1"),
     "missing config": (["--config", "nowhere.yaml", "--seed", "1,2"], "config file not found"),
     "missing image": (["--input_path", "nowhere.png", "--seed", "1,2"], "input path not found"),
-    "a folder of images": (["--input_path", "tests/fixtures", "--seed", "1,2"], "a sweep takes one image"),
+    "a folder without images": (["--input_path", "tests/fixtures/checkpoint_layout", "--seed", "1,2"], "no .png/.jpg/.jpeg images in folder"),
 }
 BAD_GRID_FILES = {
     "unknown axis": ("temporal_attn_scale: [1, 2]\nwobble: [1]\n", [], "'wobble' in grid file"),

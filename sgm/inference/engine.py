@@ -279,6 +279,11 @@ class ItemProgress(Callback):
             self._refresh()
             self.bar.close()
 
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        if self.bar is not None:
+            self.stop.set()
+            self.bar.close()
+
 
 # --------------------------------------------------------------------------------------------------
 # Running a job
