@@ -7,6 +7,7 @@ one-process reference runs in this process. Every process uses one thread, so th
 sides sum in the same order and the frames can be compared with torch.equal.
 """
 import collections
+import csv
 import json
 import os
 import re
@@ -84,8 +85,11 @@ def test_two_processes_write_each_item_once_with_the_frames_of_one(reference, jo
     assert (manifest["total"], manifest["done"], manifest["missing"]) == (8, 8, 0)
     assert sorted(row["id"] for row in manifest["items"] if row["status"] == "done") == ids
     assert re.search(r"Items: 100%.*8/8", result.stderr)  # rank 0's bar over every process's items
-    for view in ("grid.mp4", "contact_sheet.png", "metrics.csv", "sweep.json", "img000_a.png", "img001_b.png"):
+    for view in ("grid.mp4", "contact_sheet.png", "sweep.json", "img000_a.png", "img001_b.png"):
         assert (folder / view).is_file(), view
+    with open(folder / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["item"], r["image"]) for r in rows] == [(item, item.split("__")[0]) for item in ids]
 
 
 def test_a_killed_job_resumes_only_its_missing_items(reference, job_images, tmp_path, paths, run_process, read_png_frames):

@@ -220,14 +220,14 @@ def test_metrics_csv_holds_the_metrics_of_the_saved_frames(swept, paths):
     cond = torch.from_numpy(np.array(Image.open(swept / "conditioning.png"))).permute(2, 0, 1).float() / 255.0
     with open(swept / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["index", "cell", "temporal_attn_scale", "attn_window_stages", *METRICS, "video"]
-    assert [(r["cell"], r["temporal_attn_scale"], r["attn_window_stages"]) for r in rows] == [
+    assert list(rows[0]) == ["index", "item", "temporal_attn_scale", "attn_window_stages", *METRICS, "video"]
+    assert [(r["item"], r["temporal_attn_scale"], r["attn_window_stages"]) for r in rows] == [
         (CELLS[0], "0.5", "all"), (CELLS[1], "0.5", "middle+output"), (CELLS[2], "2", "all"), (CELLS[3], "2", "middle+output")]
     for row in rows:
-        video = torch.from_numpy(npz(swept, row["cell"])).permute(0, 3, 1, 2).float() / 255.0
+        video = torch.from_numpy(npz(swept, row["item"])).permute(0, 3, 1, 2).float() / 255.0
         expected = motion_metrics(video, cond)
         assert {m: float(row[m]) for m in METRICS} == expected  # written at full precision
-        assert read_json(swept / (row["cell"] + ".json"))["metrics"] == expected
+        assert read_json(swept / (row["item"] + ".json"))["metrics"] == expected
     assert np.array_equal(np.asarray(Image.open(swept / "conditioning.png")), np.asarray(Image.open(paths.image).convert("RGB")))
     # a plot per metric against the one numeric axis
     assert sorted(n for n in os.listdir(swept) if n.startswith("plot_")) == sorted(f"plot_temporal_attn_scale_{m}.png" for m in METRICS)

@@ -358,13 +358,14 @@ def write_views(job: Job, done: List[Item], videos: List[np.ndarray], records: L
     write_mp4(grid.frames(), os.path.join(job.folder, "grid.mp4"), done[0].cell.settings.fps_id + 1, overwrite=True)
     sheet = contact_sheet(videos, [[f"#{item.index}", *item.label] for item in done])
     write_png(Image.fromarray(sheet.image), os.path.join(job.folder, "contact_sheet.png"), overwrite=True)
-    image_column = {"image": None} if several else {}
-    rows = [{"index": i.index, "cell": i.id, **({"image": i.image.tag} if several else {}), **i.cell.values, **r["metrics"],
-             "video": r["video"]} for i, r in zip(done, records)]
-    write_csv(os.path.join(job.folder, "metrics.csv"), ["index", "cell", *image_column, *job.axes, *METRICS, "video"], rows)
-    axes = {**({"image": [image.tag for image in job.images]} if several else {}), **job.axes}
-    points = [({**({"image": i.image.tag} if several else {}), **i.cell.values}, r["metrics"]) for i, r in zip(done, records)]
-    plots = write_plots(job.folder, axes, points)
+    image_axis = {"image": [image.tag for image in job.images]} if several else {}  # not numeric: a line per image
+
+    def values(item: Item) -> Dict[str, Any]:
+        return {**({"image": item.image.tag} if several else {}), **item.cell.values}
+
+    rows = [{"index": i.index, "item": i.id, **values(i), **r["metrics"], "video": r["video"]} for i, r in zip(done, records)]
+    write_csv(os.path.join(job.folder, "metrics.csv"), ["index", "item", *image_axis, *job.axes, *METRICS, "video"], rows)
+    plots = write_plots(job.folder, {**image_axis, **job.axes}, [(values(i), r["metrics"]) for i, r in zip(done, records)])
     layouts = {"grid": {"size": [grid.background.shape[1], grid.background.shape[0]], "boxes": grid.boxes},
                "contact_sheet": {"thumbnails": sheet.thumbnails}}
     return layouts, plots
