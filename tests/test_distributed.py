@@ -179,6 +179,7 @@ BAD_LAUNCH = {
     "device and devices": (["--device", "cpu", "--devices", "2"], "--device picks the device of a single process"),
     "several processes, no folder": (["--accelerator", "cpu", "--devices", "2", "--output_folder", "none"],
                                      "the 2 processes of this run write into one folder"),
+    "nodes without a starter": (["--accelerator", "cpu", "--num_nodes", "2"], "start the command on every node with torchrun"),
     "collect_only over processes": (["--accelerator", "cpu", "--devices", "2", "--collect_only"], "--collect_only runs in one process"),
 }
 if not torch.cuda.is_available():

@@ -17,6 +17,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.callbacks import BasePredictionWriter, Callback
@@ -135,12 +136,29 @@ def check_launch(accelerator: Any = None, devices: Any = None, num_nodes: Any = 
     if not nodes.isdigit() or int(nodes) < 1:
         raise InputError(f"--num_nodes {num_nodes}: give a count of 1 or more")
     launch = Launch(accelerator, count, int(nodes), "auto")
+    check_cluster(launch)
     if strategy is None:
         return Launch(accelerator, count, int(nodes), "ddp" if launch.processes > 1 else "auto")
     if str(strategy).lower() not in STRATEGIES:
         raise InputError(f"unknown strategy {strategy!r} for sampling; choose ddp (one process per device, the default "
                          "with more than one) or auto")
     return Launch(accelerator, count, int(nodes), str(strategy).lower())
+
+
+def check_cluster(launch: Launch) -> None:
+    """Refuse a launch its starter cannot give: several nodes with nothing starting the other nodes'
+    processes, or another process count than torchrun or SLURM started."""
+    started = None
+    if TorchElasticEnvironment.detect():
+        started = ("torchrun", int(os.environ["WORLD_SIZE"]))
+    elif SLURMEnvironment.detect():
+        started = ("SLURM", int(os.environ["SLURM_NTASKS"]))
+    if started is None and launch.num_nodes > 1 and "NODE_RANK" not in os.environ:
+        raise InputError(f"--num_nodes {launch.num_nodes}: start the command on every node with torchrun or srun "
+                         "(or set NODE_RANK, MASTER_ADDR and MASTER_PORT on each); alone it would wait for the other nodes")
+    if started is not None and launch.devices != "auto" and started[1] != launch.processes:
+        raise InputError(f"{started[0]} started {started[1]} processes but --devices {launch.per_node} x --num_nodes "
+                         f"{launch.num_nodes} asks for {launch.processes}; make them agree")
 
 
 def check_job_folder(launch: Launch, output_folder: Any, collect_only: bool = False) -> None:
