@@ -9,6 +9,7 @@ KNOB_HELP holds the one-line description of every knob, used by the scripts' --h
 against the docs. docs/PATCHES.md has the equations. T is the number of frames of one clip;
 tensors in this module are (batch, T, channels) unless stated otherwise.
 """
+import functools
 import math
 import numbers
 from dataclasses import asdict, dataclass, replace
@@ -250,6 +251,71 @@ def window_weights(size: int, fusion: str) -> torch.Tensor:
     return torch.minimum(j + 1, size - j).float()
 
 
+@dataclass(frozen=True)
+class WindowLayout:
+    """How windowed_attention lays the windows of T frames out as strided views (one per group).
+
+    The regular windows (starts 0, r, 2r, ...) fall into `groups` = ceil(w / r) groups: group g
+    holds starts g r, g r + step, g r + 2 step, ... with step = groups * r >= w, so the windows of a
+    group never overlap. Each clip is laid out over `period` frames (T, or padded to a multiple of
+    step; with loop the first frames are repeated after frame T-1 up to `reach`), and a group's
+    windows are one strided view of the flattened (clips * period, C) frames that also takes, and
+    weighs by 0, the windows that would cross into the next clip. `weights[g]` (per_clip, w) are the
+    fusion weights of each window of a clip, already divided by the total weight of their frame
+    (a frame's weights sum to 1); `tail` (start, weights (w,)) is the window [T - w, T) when it is off
+    the stride."""
+
+    period: int
+    reach: int
+    step: int
+    weights: Tuple[torch.Tensor, ...]
+    tail: Optional[Tuple[int, torch.Tensor]]
+
+    @property
+    def per_clip(self) -> int:
+        return self.period // self.step
+
+
+@functools.lru_cache(maxsize=64)
+def window_layout(num_frames: int, size: int, stride: int, fusion: str, loop: bool, device: torch.device,
+                  dtype: torch.dtype) -> WindowLayout:
+    """The WindowLayout of windows of `size` frames every `stride` over `num_frames` (memoised: a
+    call per attention layer and step asks for the same few layouts)."""
+    with torch.inference_mode(False):  # kept tensors must serve later calls outside inference mode too
+        return _window_layout(num_frames, size, stride, fusion, loop, device, dtype)
+
+
+def _window_layout(t: int, size: int, stride: int, fusion: str, loop: bool, device: torch.device, dtype: torch.dtype) -> WindowLayout:
+    starts = window_starts(t, size, stride, loop)
+    regular = len(starts) if loop else (t - size) // stride + 1
+    groups = -(-size // stride)
+    step = groups * stride
+    reach = (regular - 1) * stride + size
+    period = t if t % step == 0 and not loop else -(-max(reach, t) // step) * step
+    fuse = window_weights(size, fusion).double()
+    total = torch.zeros(period, dtype=torch.float64)
+    for start in starts:
+        total[start:start + size] += fuse
+    if loop:  # frames past T are frames 0, 1, ...: they share their totals
+        total[: reach - t] += total[t:reach]
+        total[t:reach] = total[: reach - t]
+    weights = []
+    for g in range(groups):
+        firsts = g * stride + torch.arange(period // step) * step
+        real = (firsts <= (regular - 1) * stride)[:, None]
+        frames = (firsts[:, None] + torch.arange(size)).clamp(max=period - 1)
+        weights.append(torch.where(real, fuse / total[frames], 0.0).to(device, dtype))
+    tail = None if loop or len(starts) == regular else (starts[-1], (fuse / total[starts[-1]:t]).to(device, dtype))
+    return WindowLayout(period, reach, step, tuple(weights), tail)
+
+
+def _group_view(x: torch.Tensor, first: int, count: int, size: int, step: int) -> torch.Tensor:
+    """(count, size, C) view of x (clips, period, C), contiguous: windows of `size` frames at
+    first, first + step, ... counted over the clips one after another."""
+    c = x.shape[-1]
+    return x.as_strided((count, size, c), (step * c, c, 1), x.storage_offset() + first * c)
+
+
 def windowed_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -263,20 +329,39 @@ def windowed_attention(
     """Attention within frame windows, fused per frame by a weighted mean.
 
     q, k, v: (B, T, C) with T > size. Window i holds frames (start_i + j) mod T, j < size (see
-    window_starts). All windows are gathered into one batch (B * n_windows, size, C), attended
-    with one `attend` call, weighted and scatter-added back to (B, T, C).
+    window_starts). The windows are attended group by group (WindowLayout): each group is one
+    `attend` call on strided views of q, k and v (no gathered copies), its output is weighed and
+    added in place into the fused result, the tail window is one more call.
     """
-    b, t, _ = q.shape
-    starts = torch.tensor(window_starts(t, size, stride, loop), device=q.device)
-    index = (starts[:, None] + torch.arange(size, device=q.device)[None]).reshape(-1) % t  # (n * w,)
-    n = starts.numel()
-    out = attend(*(x.index_select(1, index).reshape(b * n, size, x.shape[-1]) for x in (q, k, v)))
-    out = out.reshape(b, n * size, -1)
-    weights = window_weights(size, fusion).to(q.device).repeat(n)  # (n * w,)
-    total = torch.zeros(t, device=q.device).index_add_(0, index, weights)
-    weights = (weights / total[index]).to(out.dtype)  # normalised: a frame's weights sum to 1
-    fused = torch.zeros(b, t, out.shape[-1], device=q.device, dtype=out.dtype)
-    return fused.scatter_add_(1, index[None, :, None].expand_as(out), out * weights[None, :, None])
+    b, t, c = q.shape
+    layout = window_layout(t, size, stride, fusion, loop, q.device, q.dtype)
+    if layout.period != t:
+        def extend(x: torch.Tensor) -> torch.Tensor:
+            out = x.new_zeros(b, layout.period, c)
+            out[:, :t] = x
+            if loop:
+                out[:, t:layout.reach] = x[:, : layout.reach - t]
+            return out
+        q, k, v = extend(q), extend(k), extend(v)
+    else:
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    fused = None
+    for g, weights in enumerate(layout.weights):
+        first = g * stride
+        count = b * layout.per_clip - (1 if first else 0)  # the last window of the last clip would leave the tensor
+        out = attend(*(_group_view(x, first, count, size, layout.step) for x in (q, k, v)))
+        weights = weights.repeat(b, 1)[:count, :, None]
+        if fused is None and layout.step == size:  # group 0 tiles every frame: it makes the result
+            fused = (out * weights).reshape(b, layout.period, c)
+        else:
+            fused = q.new_zeros(b, layout.period, c) if fused is None else fused
+            _group_view(fused, first, count, size, layout.step).addcmul_(out, weights)
+    if layout.tail is not None:
+        start, weights = layout.tail
+        fused[:, start:t].addcmul_(attend(q[:, start:t], k[:, start:t], v[:, start:t]), weights[:, None])
+    if loop:
+        fused[:, : layout.reach - t] += fused[:, t:layout.reach]
+    return fused if layout.period == t else fused[:, :t]
 
 
 def adaptive_window_size(motion_score: float, size_min: int, size_max: int) -> int:
