@@ -165,3 +165,67 @@ def test_spatial_attention_untouched(unet):
     """Only the temporal self-attention carries knobs: spatial attn1/attn2 and temporal attn2 do not."""
     with_knobs = {name for name, m in unet.named_modules() if isinstance(m, CrossAttention) and m.motion_knobs is not None}
     assert with_knobs and all(name.endswith("time_stack.0.attn1") for name in with_knobs)
+
+
+def explicit_windows(t, w, r, loop):
+    """Window frame lists written out from the spec: starts 0, r, 2r, ... (while they fit, then T - w;
+    circular: every start < T, frames mod T)."""
+    if loop:
+        return [[(s + j) % t for j in range(w)] for s in range(0, t, r)]
+    starts = list(range(0, t - w + 1, r))
+    if starts[-1] + w < t:
+        starts.append(t - w)
+    return [list(range(s, s + w)) for s in starts]
+
+
+def explicit_windowed(q, k, v, w, r, fusion, loop, heads):
+    """Per-window softmax attention of each listed window, fused by the weighted mean, in float64."""
+    b, t, c = q.shape
+    d = c // heads
+    out, total = torch.zeros_like(q), torch.zeros(t, dtype=q.dtype)
+    for frames in explicit_windows(t, w, r, loop):
+        index = torch.tensor(frames)
+        qw, kw, vw = (x[:, index].reshape(b, w, heads, d).transpose(1, 2) for x in (q, k, v))
+        o = (torch.softmax(qw @ kw.transpose(-1, -2) / d ** 0.5, dim=-1) @ vw).transpose(1, 2).reshape(b, w, c)
+        for j, f in enumerate(frames):
+            weight = float(min(j + 1, w - j)) if fusion == "pyramid" else 1.0
+            out[:, f] += weight * o[:, j]
+            total[f] += weight
+    return out / total[None, :, None]
+
+
+@pytest.mark.parametrize("t", [9, 16, 17, 25, 32, 40])
+def test_windowed_attention_equals_explicit_windows_at_every_layout(t):
+    """Strided group views, padding past T, the tail window and circular extension against windows
+    listed one by one: every (w, r) with r <= w < T up to w = 9, both fusions, with and without loop."""
+    from functools import partial
+
+    from sgm.modules.attention import multihead_attention
+    from sgm.modules.motion import windowed_attention
+
+    g = torch.Generator().manual_seed(t)
+    q, k, v = (torch.randn(3, t, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    attend = partial(multihead_attention, heads=2)
+    worst = 0.0
+    for w in range(2, min(t, 10)):
+        for r in range(1, w + 1):
+            for loop in (False, True):
+                for fusion in ("pyramid", "flat"):
+                    got = windowed_attention(q, k, v, w, r, fusion, attend, loop=loop)
+                    worst = max(worst, (got - explicit_windowed(q, k, v, w, r, fusion, loop, 2)).abs().max().item())
+    assert worst < 1e-12, worst
+
+
+def test_window_layouts_made_in_inference_mode_serve_autograd_later():
+    """Layouts are memoised; one first made under torch.inference_mode must not poison a later
+    differentiable call (training with windows)."""
+    from functools import partial
+
+    from sgm.modules.attention import multihead_attention
+    from sgm.modules.motion import windowed_attention
+
+    attend = partial(multihead_attention, heads=2)
+    with torch.inference_mode():
+        windowed_attention(*(torch.randn(2, 23, 8) for _ in range(3)), 7, 3, "pyramid", attend, loop=True)
+    q = torch.randn(2, 23, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: windowed_attention(x, x, x, 7, 3, "pyramid", attend, loop=True), (q,))

@@ -172,6 +172,7 @@ def unet_cases(unet, num_frames: int, latent: int = 8, device="cpu", dtype=torch
 
 def plot(rows, path, title) -> None:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig = Figure(figsize=(11, 4.2))
     for index, (part, name) in enumerate((("attention", "attention alone (5 heads of 64, per clip position)"),
@@ -184,6 +185,9 @@ def plot(rows, path, title) -> None:
         ax.set_yscale("log")
         frames = sorted({r["T"] for r in rows if r["part"] == part})
         ax.set_xticks(frames, [str(t) for t in frames])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.set_xlabel("frames T")
         ax.set_ylabel("median time per frame (ms)")
         ax.set_title(name, fontsize=10)
