@@ -1,13 +1,16 @@
 """Clip metrics on hand-built clips with known answers."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from sgm.data.synthetic_motion import render_clip
+from sgm.eval.calibration import calibrate, moving_clips, static_clips
 from sgm.eval import metrics
 from sgm.eval.metrics import (
     displacement,
+    flow_fields,
     loop_closure,
     loop_seam_ratio,
     mean_abs_frame_difference,
@@ -35,23 +38,40 @@ def translating(dx, dy, frames=6, size=64, seed=0):
 @pytest.mark.parametrize("shift", [(1, 0), (2, 1), (0, 3), (-2, -1)])
 def test_displacement_of_translation(shift):
     dx, dy = shift
-    assert displacement(translating(dx, dy)) == pytest.approx(math.hypot(dx, dy), abs=0.5)
+    assert displacement(translating(dx, dy)) == pytest.approx(math.hypot(dx, dy), abs=0.25)
+
+
+def test_flow_points_along_the_motion():
+    flows = flow_fields(translating(2, -1))
+    assert flows.shape == (5, 64, 64, 2)
+    inner = flows[:, 8:-8, 8:-8]  # away from the borders, where content enters and leaves
+    assert np.median(inner[..., 0]) == pytest.approx(2.0, abs=0.1) and np.median(inner[..., 1]) == pytest.approx(-1.0, abs=0.1)
 
 
 def test_displacement_static_and_degenerate_clips():
     assert displacement(translating(0, 0)) == 0.0
-    assert displacement(torch.full((5, 3, 64, 64), 0.4)) == 0.0  # no texture: no block kept
+    assert displacement(torch.full((5, 3, 64, 64), 0.4)) == 0.0  # nothing to track
     assert displacement(translating(1, 1)[:1]) == 0.0  # a single frame
-    assert displacement(torch.rand(3, 3, 16, 16)) == 0.0  # too small for a block and its search window
-    # the search range bounds what can be found
-    assert displacement(translating(4, 0), search=6) == pytest.approx(4.0)
 
 
 def test_displacement_tracks_synthetic_motion():
     panning = next(c for c in (render_clip(s, pan_prob=1.0) for s in range(50)) if math.hypot(*c["pan"]) > 1.0)
     static = next(c for c in (render_clip(s) for s in range(50)) if c["speed"] == 0.0)
-    assert displacement((panning["frames"] + 1) / 2) > 0.5
+    assert displacement((panning["frames"] + 1) / 2) == pytest.approx(panning["motion"], abs=0.25)
     assert displacement((static["frames"] + 1) / 2) == 0.0
+
+
+def test_calibration_on_held_out_clips_with_known_motion():
+    """The calibration RESULTS.md reports, held: 50 held-out clips spanning 0-4 px/frame and 10
+    exactly static ones, without grain: static clips read below 0.1 px/frame and the mean absolute
+    error against the true mean displacement is below 0.25 px/frame; grain raises the static reading."""
+    moving, still = moving_clips(50, pool_factor=2), static_clips(10)
+    truth = [clip["motion"] for clip in moving]
+    assert min(truth) < 0.3 and max(truth) > 3.5  # the clips span the range
+    clean = calibrate(displacement, moving, still)
+    assert clean["static_max"] < 0.1 and clean["mae"] < 0.25, clean
+    grainy = calibrate(displacement, moving[:10], still[:3], grain=0.02)
+    assert grainy["static_mean"] > clean["static_mean"] + 0.1  # the sensitivity RESULTS.md reports is real
 
 
 def test_mean_abs_frame_difference():
@@ -129,7 +149,7 @@ def test_motion_metrics_keys_and_values():
     out = motion_metrics(clip)
     assert set(out) == {"frame_diff", "displacement_px", "smoothness"}
     assert all(type(v) is float for v in out.values())
-    assert out["displacement_px"] == pytest.approx(2.0)
+    assert out["displacement_px"] == pytest.approx(2.0, abs=0.25)
     out = motion_metrics(clip, cond_image=clip[0])
     assert set(out) == {"frame_diff", "displacement_px", "smoothness", "psnr_frame0"}
     assert out["psnr_frame0"] == math.inf
@@ -142,7 +162,7 @@ def test_motion_metrics_keys_and_values():
 def test_metrics_on_cuda():
     clip = translating(1, 2).cuda()
     out = motion_metrics(clip, cond_image=clip[0])
-    assert out["displacement_px"] == pytest.approx(math.sqrt(5))
+    assert out["displacement_px"] == pytest.approx(math.sqrt(5), abs=0.25)
     assert metrics.psnr(clip, clip) == math.inf
 
 

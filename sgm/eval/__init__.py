@@ -1,2 +1,2 @@
 """Evaluation: motion and fidelity metrics on clips in [0, 1]."""
-from .metrics import displacement, mean_abs_frame_difference, motion_metrics, psnr, temporal_smoothness
+from .metrics import displacement, flow_fields, mean_abs_frame_difference, motion_metrics, psnr, temporal_smoothness

@@ -2,13 +2,15 @@
 
 Every function takes a clip ``video`` of shape (T, 3, H, W), float, values in [0, 1] (map model
 output in [-1, 1] with ``(x + 1) / 2`` first), on any device, and returns python floats.
-Computations run in float32 on the clip's device, except PSNR's MSE (float64).
+Computations run in float32 on the clip's device, except PSNR's MSE (float64) and the optical
+flow (OpenCV, on the CPU, of the 8-bit luma).
 """
 import math
 from typing import Dict, Optional, Sequence
 
+import cv2
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "mean_abs_frame_difference",
@@ -21,6 +23,7 @@ __all__ = [
 ]
 
 _LUMA = (0.299, 0.587, 0.114)
+FLOW_UPSAMPLE = 2  # frames are enlarged this many times before the optical flow (see flow_fields)
 
 
 def _check_video(video: torch.Tensor) -> torch.Tensor:
@@ -43,75 +46,37 @@ def _grayscale(video: torch.Tensor) -> torch.Tensor:
     return torch.einsum("tchw,c->thw", video, weights)
 
 
-def displacement(video: torch.Tensor, block: int = 8, search: int = 6, min_std: float = 0.01) -> float:
-    """Block-matching motion estimate in px/frame.
+def _gray_uint8(video: torch.Tensor) -> np.ndarray:
+    """(T, H, W) uint8 luma of a clip in [0, 1] (rounded), on the CPU."""
+    return (_grayscale(video).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu().numpy()
 
-    For each consecutive pair (t, t+1), the grayscale frame t is cut into non-overlapping
-    ``block`` x ``block`` blocks; each block is compared (sum of absolute differences) with frame
-    t+1 at every integer shift in [-search, search]^2, all shifts at once via ``unfold``. The
-    shift with the smallest SAD is the block's displacement; ties go to the zero shift, then to
-    the smaller shift. Only blocks whose whole search window lies inside the frame are used
-    (no padding, so no false matches at the borders), and blocks with almost no texture
-    (grayscale std below ``min_std``) are ignored since any shift matches them.
 
-    Returns the mean displacement magnitude sqrt(dx^2 + dy^2) over the kept blocks of all pairs,
-    or 0.0 if no block is kept (T < 2, a frame too small for one block plus its search window,
-    or a textureless clip). Integer-pixel: a translation by (dx, dy) px/frame of a textured image
-    gives exactly sqrt(dx^2 + dy^2) for |dx|, |dy| <= search; sub-pixel motion is rounded per
-    block, and shapes moving over flat areas only count through their textured blocks.
-    """
+def flow_fields(video: torch.Tensor, upsample: int = FLOW_UPSAMPLE) -> np.ndarray:
+    """Dense optical flow (T-1, H, W, 2) in px/frame (dx right, dy down) from each frame to the next,
+    at the pixels of the earlier frame: OpenCV's DIS (medium preset) on the luma, upsampled
+    `upsample` times with cubic interpolation first (64 px frames are too small for its patches),
+    the flow scaled back and averaged down to the clip's pixels."""
     video = _check_video(video)
-    t, _, h, w = video.shape
-    if t < 2:
+    gray = _gray_uint8(video)
+    t, h, w = gray.shape
+    if upsample > 1:
+        gray = np.stack([cv2.resize(g, (w * upsample, h * upsample), interpolation=cv2.INTER_CUBIC) for g in gray])
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flows = [dis.calc(gray[i], gray[i + 1], None) / upsample for i in range(t - 1)]
+    if upsample > 1:
+        flows = [f.reshape(h, upsample, w, upsample, 2).mean(axis=(1, 3)) for f in flows]
+    return np.stack(flows) if flows else np.zeros((0, h, w, 2), np.float32)
+
+
+def displacement(video: torch.Tensor, upsample: int = FLOW_UPSAMPLE) -> float:
+    """Mean optical-flow magnitude in px/frame: |flow| (flow_fields) averaged over the pixels of
+    every consecutive pair; 0.0 for fewer than 2 frames. It estimates what the synthetic clips
+    report as their true motion (the mean per-pixel displacement); its calibration against that
+    truth, with and without grain, is sgm.eval.calibration."""
+    flows = flow_fields(video, upsample)
+    if len(flows) == 0:
         return 0.0
-    gray = _grayscale(video)
-    prev, nxt = gray[:-1], gray[1:]  # (P, H, W)
-    pairs = t - 1
-    k = 2 * search + 1
-
-    if block < 1 or search < 0:
-        raise ValueError("need block >= 1 and search >= 0")
-    # a grid of blocks whose search windows [y0 - search, y0 + block + search) fit in the frame,
-    # centred in the frame
-    ny, nx = (h - 2 * search) // block, (w - 2 * search) // block
-    if ny < 1 or nx < 1:
-        return 0.0
-    y0 = search + ((h - 2 * search) % block) // 2
-    x0 = search + ((w - 2 * search) % block) // 2
-    y1, x1 = y0 + ny * block, x0 + nx * block
-
-    offsets = torch.arange(-search, search + 1, device=video.device, dtype=torch.float32)
-    dy = offsets[:, None].expand(k, k).reshape(-1)
-    dx = offsets[None, :].expand(k, k).reshape(-1)
-    mag = torch.sqrt(dx * dx + dy * dy)  # (k*k,), shift index = (dy + s) * k + (dx + s)
-
-    ref = prev[:, y0:y1, x0:x1]  # (P, ny*block, nx*block): the blocks of frame t, side by side
-    # the region of frame t+1 covering every block's search window
-    region = nxt[:, y0 - search : y1 + search, x0 - search : x1 + search]
-
-    # pairs in chunks of at most ~16M candidate pixels, to bound memory on large clips
-    chunk = max(1, (1 << 24) // (k * k * ny * nx * block * block))
-    block_mag = []
-    for start in range(0, pairs, chunk):
-        r = ref[start : start + chunk]
-        n = r.shape[0]
-        # every shift of the region, aligned with the blocks: (n, k*k, ny*block, nx*block)
-        shifted = F.unfold(region[start : start + chunk, None], kernel_size=k).view(n, k * k, *r.shape[1:])
-        diff = (shifted - r[:, None]).abs_()
-        sad = diff.view(n, k * k, ny, block, nx, block).sum(dim=(3, 5)).flatten(2)  # (n, k*k, blocks)
-        # ties (within a tiny relative tolerance of the best SAD) go to the smallest shift
-        block_sum = r.abs().view(n, ny, block, nx, block).sum(dim=(2, 4)).flatten(1)  # (n, blocks)
-        best = sad.min(dim=1, keepdim=True).values
-        near_best = sad <= best + 1e-5 * (block_sum[:, None] + 1e-6)
-        ranked = torch.where(near_best, mag[None, :, None], torch.full_like(sad, float("inf")))
-        block_mag.append(mag[ranked.argmin(dim=1)])  # (n, blocks)
-    block_mag = torch.cat(block_mag)
-
-    blocks = ref.reshape(pairs, ny, block, nx, block).permute(0, 1, 3, 2, 4).reshape(pairs, ny * nx, -1)
-    keep = blocks.std(dim=-1) >= min_std
-    if not bool(keep.any()):
-        return 0.0
-    return float(block_mag[keep].mean())
+    return float(np.hypot(flows[..., 0], flows[..., 1]).mean())
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:

@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import ListConfig, OmegaConf
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_into, read_state_dict
 from ..modules import UNCONDITIONAL_CONFIG
 from ..modules.ema import LitEma
 from ..modules.autoencoding.temporal_ae import VideoDecoder
@@ -64,7 +64,14 @@ class DiffusionEngine(pl.LightningModule):
             self.init_from_ckpt(ckpt_path)
 
     def init_from_ckpt(self, path: str) -> None:
-        load_checkpoint(self, path)
+        """Load `path` strictly. An inference export (weights without the model_ema buffers) into a
+        model with EMA starts the averages from the loaded weights, so training can continue from it."""
+        sd = read_state_dict(path)
+        if self.use_ema and not any(key.startswith("model_ema.") for key in sd):
+            shadows = {f"model_ema.{buffer}": sd[f"model.{name}"] for name, buffer in self.model_ema.names.items()
+                       if f"model.{name}" in sd}
+            sd = {**sd, **shadows, "model_ema.num_updates": torch.zeros((), dtype=torch.long)}
+        load_into(self, sd, path)
 
     def _init_first_stage(self, config):
         model = instantiate_from_config(config).eval()
