@@ -35,7 +35,7 @@ from .images import ConditioningImage, conditioning_image, frames_to_uint8, samp
 from .outputs import check_output_folder, read_npz, write_frame_pngs, write_gif, write_json, write_mp4, write_npz, write_png
 from .pipeline import VideoOutput, VideoPipeline
 from .record import build_record, package_versions
-from .settings import CALL_PARAMS, CAMERA_PARAMS
+from .settings import CALL_PARAMS, CAMERA_PARAMS, CallSettings
 from .views import METRICS, build_grid, contact_sheet, fmt, frame_metrics, slug, write_csv, write_plots
 
 CONDITIONING_PNG = "conditioning.png"
@@ -81,7 +81,7 @@ class Cell:
     name: str
     values: Dict[str, Any]
     given: Dict[str, Any]
-    settings: Any  # CallSettings
+    settings: CallSettings
 
     @property
     def label(self) -> List[str]:
