@@ -28,3 +28,25 @@ class EDMDiscretization(Discretization):
         min_inv_rho = self.sigma_min ** (1 / self.rho)
         max_inv_rho = self.sigma_max ** (1 / self.rho)
         return (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** self.rho
+
+
+class LegacyDDPMDiscretization(Discretization):
+    """The DDPM schedule (betas linear in sqrt from linear_start to linear_end over num_timesteps):
+    sigma_t = sqrt((1 - alphabar_t) / alphabar_t) at n timesteps spread evenly over the schedule,
+    largest first."""
+
+    def __init__(self, linear_start: float = 0.00085, linear_end: float = 0.0120, num_timesteps: int = 1000):
+        self.num_timesteps = num_timesteps
+        betas = torch.linspace(linear_start**0.5, linear_end**0.5, num_timesteps, dtype=torch.float64) ** 2
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+
+    def get_sigmas(self, n: int, device="cpu") -> torch.Tensor:
+        if n < self.num_timesteps:
+            steps = torch.linspace(self.num_timesteps - 1, 0, n + 1, dtype=torch.float64)[:-1].long().flip(0)
+            alphas_cumprod = self.alphas_cumprod[steps]
+        elif n == self.num_timesteps:
+            alphas_cumprod = self.alphas_cumprod
+        else:
+            raise ValueError(f"at most {self.num_timesteps} steps, got {n}")
+        sigmas = ((1.0 - alphas_cumprod) / alphas_cumprod).to(torch.float32).to(device) ** 0.5
+        return torch.flip(sigmas, (0,))

@@ -10,6 +10,7 @@ The sampler also holds the sampling-loop knobs (sgm.modules.motion.SamplingKnobs
 correlation and rescheduling, the motion source of an auto window) as `sampling_knobs`; the
 pipeline (sgm.inference) reads them there, and a call may override them.
 """
+import math
 from typing import Callable, Dict, Optional
 
 import torch
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ...util import append_dims, default, instantiate_from_config
 from ..motion import SamplingKnobs
-from .sampling_utils import to_d
+from .sampling_utils import ancestral_step, linear_multistep_coeff, to_d
 
 DEFAULT_GUIDER = {"target": "sgm.modules.diffusionmodules.guiders.IdentityGuider"}
 
@@ -107,3 +108,113 @@ class EDMSampler(SingleStepDiffusionSampler):
 class EulerEDMSampler(EDMSampler):
     """First-order (Euler) EDM sampler."""
 
+
+
+class HeunEDMSampler(EDMSampler):
+    """Second-order (Heun) EDM sampler: each Euler step is corrected with the derivative at its end,
+    except the last one (to sigma = 0)."""
+
+    def possible_correction_step(self, euler_step, x, d, dt, next_sigma, denoiser, cond, uc):
+        if torch.sum(next_sigma) < 1e-14:
+            return euler_step
+        denoised = self.denoise(euler_step, denoiser, next_sigma, cond, uc)
+        d_next = to_d(euler_step, next_sigma, denoised)
+        return x + (d + d_next) / 2.0 * dt
+
+
+class AncestralSampler(SingleStepDiffusionSampler):
+    """A step to sigma_down, then fresh noise of std s_noise * sigma_up (ancestral_step with `eta`).
+    The noise is drawn at every step, the last included (where it is not added), after the step's
+    denoiser calls, from `generator`."""
+
+    def __init__(self, eta: float = 1.0, s_noise: float = 1.0, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eta = eta
+        self.s_noise = s_noise
+
+    def ancestral_step(self, x, sigma, denoiser, cond, uc, denoised, sigma_down):
+        raise NotImplementedError
+
+    def __call__(self, denoiser, x, cond, uc=None, num_steps=None, callback: Optional[Callable[[Dict], None]] = None, generator=None):
+        x, s_in, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
+        for i in self.get_sigma_gen(num_sigmas):
+            sigma, next_sigma = float(sigmas[i]), float(sigmas[i + 1])
+            denoised = self.denoise(x, denoiser, s_in * sigma, cond, uc)
+            if callback is not None:
+                callback({"i": i, "sigma": s_in * sigma, "denoised": denoised})
+            sigma_down, sigma_up = ancestral_step(sigma, next_sigma, self.eta)
+            x = self.ancestral_step(x, sigma, denoiser, cond, uc, denoised, sigma_down)
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            if next_sigma > 0:
+                x = x + noise * self.s_noise * sigma_up
+        return x
+
+
+class EulerAncestralSampler(AncestralSampler):
+    """Euler step to sigma_down, then noise."""
+
+    def ancestral_step(self, x, sigma, denoiser, cond, uc, denoised, sigma_down):
+        return x + (x - denoised) / sigma * (sigma_down - sigma)
+
+
+class DPMPP2SAncestralSampler(AncestralSampler):
+    """DPM-Solver++(2S) step to sigma_down (a midpoint denoiser call at sigma sqrt(sigma sigma_down)
+    in log-sigma), an Euler step when sigma_down is 0; then noise."""
+
+    def ancestral_step(self, x, sigma, denoiser, cond, uc, denoised, sigma_down):
+        if sigma_down == 0.0:
+            return denoised
+        t, t_next = -math.log(sigma), -math.log(sigma_down)
+        h = t_next - t
+        sigma_mid = math.exp(-(t + 0.5 * h))
+        x_mid = (sigma_mid / sigma) * x - math.expm1(-0.5 * h) * denoised
+        denoised_mid = self.denoise(x_mid, denoiser, x.new_ones([x.shape[0]]) * sigma_mid, cond, uc)
+        return (sigma_down / sigma) * x - math.expm1(-h) * denoised_mid
+
+
+class DPMPP2MSampler(BaseDiffusionSampler):
+    """DPM-Solver++(2M): second order from the previous step's denoised estimate, first order on the
+    first step and on the last (to sigma = 0)."""
+
+    def __call__(self, denoiser, x, cond, uc=None, num_steps=None, callback: Optional[Callable[[Dict], None]] = None, generator=None):
+        x, s_in, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
+        previous = None  # (denoised, h) of the step before
+        for i in self.get_sigma_gen(num_sigmas):
+            sigma, next_sigma = float(sigmas[i]), float(sigmas[i + 1])
+            denoised = self.denoise(x, denoiser, s_in * sigma, cond, uc)
+            if callback is not None:
+                callback({"i": i, "sigma": s_in * sigma, "denoised": denoised})
+            if next_sigma == 0.0:
+                x = denoised
+                continue
+            h = math.log(sigma) - math.log(next_sigma)
+            target = denoised
+            if previous is not None:
+                r = previous[1] / h
+                target = (1.0 + 1.0 / (2.0 * r)) * denoised - (1.0 / (2.0 * r)) * previous[0]
+            x = (next_sigma / sigma) * x - math.expm1(-h) * target
+            previous = (denoised, h)
+        return x
+
+
+class LinearMultistepSampler(BaseDiffusionSampler):
+    """Linear multistep on dx/dsigma: the last `order` derivatives weighted by the integrals of their
+    Lagrange basis polynomials over the step (linear_multistep_coeff)."""
+
+    def __init__(self, order: int = 4, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.order = order
+
+    def __call__(self, denoiser, x, cond, uc=None, num_steps=None, callback: Optional[Callable[[Dict], None]] = None, generator=None):
+        x, s_in, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
+        derivatives = []  # newest last
+        for i in self.get_sigma_gen(num_sigmas):
+            sigma = float(sigmas[i])
+            denoised = self.denoise(x, denoiser, s_in * sigma, cond, uc)
+            if callback is not None:
+                callback({"i": i, "sigma": s_in * sigma, "denoised": denoised})
+            derivatives = (derivatives + [(x - denoised) / sigma])[-self.order:]
+            order = min(i + 1, self.order)
+            coeffs = [linear_multistep_coeff(order, sigmas, i, j) for j in range(order)]
+            x = x + sum(coeff * d for coeff, d in zip(coeffs, reversed(derivatives)))
+        return x
