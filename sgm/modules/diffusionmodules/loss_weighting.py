@@ -17,3 +17,17 @@ class VWeighting(EDMWeighting):
 
     def __init__(self):
         super().__init__(sigma_data=1.0)
+
+
+class UnitWeighting:
+    """lambda(sigma) = 1."""
+
+    def __call__(self, sigma: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(sigma, device=sigma.device)
+
+
+class EpsWeighting:
+    """lambda(sigma) = 1 / sigma^2: unit effective weight under epsilon scaling."""
+
+    def __call__(self, sigma: torch.Tensor) -> torch.Tensor:
+        return sigma**-2.0
