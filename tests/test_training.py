@@ -149,3 +149,19 @@ def test_trainer_checkpoint_loads_into_the_pipeline_and_the_script(smoke_run, tm
     assert result.returncode == 0, result.stderr
     assert np.array_equal(read_png_frames(tmp_path / "000000_frames"), frames_to_uint8(out.frames))
     assert json.loads((tmp_path / "000000.json").read_text())["ckpt_path"] == str(ckpt)
+
+
+def test_training_continues_from_an_inference_export():
+    """The shipped toy weights (an export: no EMA buffers) load strictly into the training model,
+    whose EMA then starts from them (what scripts/toy/train_toy_model.py --continue_steps relies on)."""
+    from sgm.util import instantiate_from_config
+
+    config = load_config([str(TOY), str(TRAIN)], [f"model.params.ckpt_path={REPO / 'sgm' / 'checkpoints' / 'toy_svd.safetensors'}"])
+    model = instantiate_from_config(config.model)
+    assert model.use_ema and int(model.model_ema.num_updates) == 0
+    shadows = dict(model.model_ema.named_buffers())
+    for name, param in model.model.named_parameters():
+        assert torch.equal(shadows[model.model_ema.names[name]], param.detach()), name
+    pipe = VideoPipeline.from_version("toy_svd", device="cpu", progress=False)
+    shipped = pipe.model.state_dict()
+    assert all(torch.equal(param.detach(), shipped["model." + name].float()) for name, param in model.model.named_parameters())
