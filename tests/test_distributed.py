@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -57,6 +58,17 @@ def written(stdout):
     return collections.Counter(os.path.basename(path) for _, path in found), {int(rank or 0) for rank, _ in found}
 
 
+@contextmanager
+def one_thread():
+    """One torch thread, as every process of the multi-process runs (CPU sums are split by thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def job_images(tmp_path_factory, paths):
     return make_images(tmp_path_factory.mktemp("images"), 2, paths.toy_image)
@@ -66,7 +78,9 @@ def job_images(tmp_path_factory, paths):
 def reference(job_images, tmp_path_factory, sweep_script):
     """The 2-image x 2-cell x 2-seed job in one process (this one)."""
     folder = tmp_path_factory.mktemp("one_process") / "out"
-    assert run_cli(sweep_script.main, sweep_script.PARSER, ["--input_path", str(job_images), *JOB, "--output_folder", str(folder)]) == 0
+    with one_thread():
+        assert run_cli(sweep_script.main, sweep_script.PARSER, ["--input_path", str(job_images), *JOB, "--output_folder",
+                                                                str(folder)]) == 0
     return folder
 
 
@@ -137,7 +151,8 @@ def test_odd_items_over_two_processes_each_written_once_as_the_plain_script_make
     assert [(row["id"], row["status"]) for row in manifest["items"]] == [(item, "done") for item in ids]
 
     plain = tmp_path / "plain"  # the script without Lightning's flags: numbered outputs, one process
-    assert run_cli(sample_script.main, sample_script.PARSER, [str(a) for a in [*common, "--output_folder", plain]]) == 0
+    with one_thread():
+        assert run_cli(sample_script.main, sample_script.PARSER, [str(a) for a in [*common, "--output_folder", plain]]) == 0
     for number, item in enumerate(ids):
         assert torch.equal(torch.from_numpy(read_png_frames(plain / f"{number:06d}_frames")), frames_of(folder, item, read_png_frames))
         record = json.loads((folder / f"{item}.json").read_text())
