@@ -40,8 +40,9 @@ LAUNCH_FLAGS = [
 
 
 def is_rank_zero() -> bool:
-    """Whether this process is rank 0 of its run (from the launcher's environment; True alone)."""
-    return getattr(rank_zero_only, "rank", 0) == 0
+    """Whether this process is rank 0 of its run, from the launcher's environment (RANK,
+    LOCAL_RANK, SLURM_PROCID as Lightning reads them, and NODE_RANK); True alone."""
+    return getattr(rank_zero_only, "rank", 0) == 0 and os.environ.get("NODE_RANK", "0") == "0"
 
 
 # --------------------------------------------------------------------------------------------------
