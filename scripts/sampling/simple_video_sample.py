@@ -102,7 +102,7 @@ def main(flags):
     as_job = any(flags[k] not in (None, False) for k in JOB_FLAGS)
     launch = check_launch(flags["accelerator"], flags["devices"], flags["num_nodes"], flags["strategy"], flags["device"])
     if as_job:
-        check_job_folder(launch, flags["output_folder"] or None, flags["collect_only"])
+        check_job_folder(launch, flags["output_folder"], flags["collect_only"])
         if flags["output_folder"] is None:
             raise InputError("as a job (--resume, or Lightning's flags) the images are written by name: give an --output_folder of their own")
     plan = VideoPipeline.plan(flags["version"], flags["config"], flags["ckpt_path"], launch.device, flags["dtype"],

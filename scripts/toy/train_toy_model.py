@@ -90,6 +90,17 @@ def export(config, checkpoint: str) -> dict:
     return {"path": os.path.relpath(EXPORT, REPO), "bytes": os.path.getsize(EXPORT), "from": checkpoint}
 
 
+def use_first_stage(config, first_stage: str) -> None:
+    """Train with the fitted first stage at `first_stage` (in the first_stage_model and the
+    conditioning-frame encoder) and 15% dropout of the CLIP embedding and of the conditioning latent
+    (classifier-free guidance)."""
+    embedders = config.model.params.conditioner_config.params.emb_models
+    embedders[0].ucg_rate = 0.15
+    embedders[3].ucg_rate = 0.15
+    embedders[3].params.encoder_config.params.ckpt_path = first_stage
+    config.model.params.first_stage_config.params.ckpt_path = first_stage
+
+
 def continued_config(logdir: str, steps: int):
     """The config of the continuation run: the inference config with the training one, the fitted
     first stage of LOGDIR (fitted again when missing: deterministic), the CONTINUE recipe over `steps`."""
@@ -98,11 +109,7 @@ def continued_config(logdir: str, steps: int):
     if not os.path.isfile(first_stage):
         os.makedirs(logdir, exist_ok=True)
         fit_first_stage(config, first_stage)
-    embedders = config.model.params.conditioner_config.params.emb_models
-    embedders[0].ucg_rate = 0.15
-    embedders[3].ucg_rate = 0.15
-    embedders[3].params.encoder_config.params.ckpt_path = first_stage
-    config.model.params.first_stage_config.params.ckpt_path = first_stage
+    use_first_stage(config, first_stage)
     config.model.params.loss_fn_config.params.sigma_sampler_config.params.p_mean = CONTINUE["p_mean"]
     config.model.params.loss_fn_config.params.sigma_sampler_config.params.p_std = CONTINUE["p_std"]
     config.model.base_learning_rate = CONTINUE["learning_rate"]
@@ -157,11 +164,7 @@ def main():
 
     config.lightning.trainer.max_steps = args.steps
     config.model.params.scheduler_config.params.cycle_length = args.steps
-    embedders = config.model.params.conditioner_config.params.emb_models
-    embedders[0].ucg_rate = 0.15  # CLIP embedding dropped for 15% of clips (classifier-free guidance)
-    embedders[3].ucg_rate = 0.15  # conditioning latent likewise
-    embedders[3].params.encoder_config.params.ckpt_path = first_stage
-    config.model.params.first_stage_config.params.ckpt_path = first_stage
+    use_first_stage(config, first_stage)
     start = time.time()
     run_dir = os.path.join(args.logdir, "toy_svd")
     if not args.finetune_only:

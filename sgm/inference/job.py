@@ -180,10 +180,9 @@ class Job:
         return command_line(SAMPLE_SCRIPT, {"input_path": item.image.path, **flags,
                                             "output_folder": os.path.join(self.folder, "reproduce"), **call, **knobs, **toggles})
 
-    def load(self, device: Optional[torch.device] = None, progress: bool = True) -> VideoPipeline:
-        """The job's pipeline with its model built, on `device` (default the planned one)."""
-        planned = self.pipe if device is None else self.pipe.planned_on(device, progress)
-        return planned.load(self.options["allow_partial_checkpoint"])
+    def load(self, device: torch.device, progress: bool = True) -> VideoPipeline:
+        """The job's pipeline with its model built on `device` (a process's own)."""
+        return self.pipe.planned_on(device, progress).load(self.options["allow_partial_checkpoint"])
 
 
 def identity_of(record: Dict[str, Any]) -> Dict[str, Any]:

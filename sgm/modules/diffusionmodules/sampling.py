@@ -53,6 +53,14 @@ class BaseDiffusionSampler:
     def denoise(self, x, denoiser, sigma, cond, uc):
         return self.guider(denoiser(*self.guider.prepare_inputs(x, sigma, cond, uc)), sigma)
 
+    def denoise_step(self, i: int, x, denoiser, sigma: float, cond, uc, callback=None):
+        """The guided estimate at step i (sigma a number), shown to `callback` as {"i", "sigma", "denoised"}."""
+        sigma = x.new_ones([x.shape[0]]) * sigma
+        denoised = self.denoise(x, denoiser, sigma, cond, uc)
+        if callback is not None:
+            callback({"i": i, "sigma": sigma, "denoised": denoised})
+        return denoised
+
     def get_sigma_gen(self, num_sigmas: int):
         steps = range(num_sigmas - 1)
         if self.verbose:
@@ -136,12 +144,10 @@ class AncestralSampler(SingleStepDiffusionSampler):
         raise NotImplementedError
 
     def __call__(self, denoiser, x, cond, uc=None, num_steps=None, callback: Optional[Callable[[Dict], None]] = None, generator=None):
-        x, s_in, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
+        x, _, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
         for i in self.get_sigma_gen(num_sigmas):
             sigma, next_sigma = float(sigmas[i]), float(sigmas[i + 1])
-            denoised = self.denoise(x, denoiser, s_in * sigma, cond, uc)
-            if callback is not None:
-                callback({"i": i, "sigma": s_in * sigma, "denoised": denoised})
+            denoised = self.denoise_step(i, x, denoiser, sigma, cond, uc, callback)
             sigma_down, sigma_up = ancestral_step(sigma, next_sigma, self.eta)
             x = self.ancestral_step(x, sigma, denoiser, cond, uc, denoised, sigma_down)
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -177,13 +183,11 @@ class DPMPP2MSampler(BaseDiffusionSampler):
     first step and on the last (to sigma = 0)."""
 
     def __call__(self, denoiser, x, cond, uc=None, num_steps=None, callback: Optional[Callable[[Dict], None]] = None, generator=None):
-        x, s_in, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
+        x, _, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
         previous = None  # (denoised, h) of the step before
         for i in self.get_sigma_gen(num_sigmas):
             sigma, next_sigma = float(sigmas[i]), float(sigmas[i + 1])
-            denoised = self.denoise(x, denoiser, s_in * sigma, cond, uc)
-            if callback is not None:
-                callback({"i": i, "sigma": s_in * sigma, "denoised": denoised})
+            denoised = self.denoise_step(i, x, denoiser, sigma, cond, uc, callback)
             if next_sigma == 0.0:
                 x = denoised
                 continue
@@ -206,13 +210,11 @@ class LinearMultistepSampler(BaseDiffusionSampler):
         self.order = order
 
     def __call__(self, denoiser, x, cond, uc=None, num_steps=None, callback: Optional[Callable[[Dict], None]] = None, generator=None):
-        x, s_in, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
+        x, _, sigmas, num_sigmas, cond, uc = self.prepare_sampling_loop(x, cond, uc, num_steps)
         derivatives = []  # newest last
         for i in self.get_sigma_gen(num_sigmas):
             sigma = float(sigmas[i])
-            denoised = self.denoise(x, denoiser, s_in * sigma, cond, uc)
-            if callback is not None:
-                callback({"i": i, "sigma": s_in * sigma, "denoised": denoised})
+            denoised = self.denoise_step(i, x, denoiser, sigma, cond, uc, callback)
             derivatives = (derivatives + [(x - denoised) / sigma])[-self.order:]
             order = min(i + 1, self.order)
             coeffs = [linear_multistep_coeff(order, sigmas, i, j) for j in range(order)]
