@@ -217,8 +217,8 @@ class JobData(pl.LightningDataModule):
 
 
 class JobModule(pl.LightningModule):
-    """A VideoPipeline on this process's device; predict_step samples one item, or returns None
-    for an item another process has finished meanwhile."""
+    """A VideoPipeline on this process's device; predict_step samples one item and returns (item,
+    its conditioning image, the VideoOutput), or None for an item another process has finished meanwhile."""
 
     def __init__(self, job: Job):
         super().__init__()
@@ -230,14 +230,14 @@ class JobModule(pl.LightningModule):
         if self.pipe is None:
             self.pipe = self.job.load(self.trainer.strategy.root_device, progress=self.trainer.is_global_zero)
 
-    def predict_step(self, index: int, batch_idx: int = 0) -> Optional[Tuple[Item, Any]]:
+    def predict_step(self, index: int, batch_idx: int = 0) -> Optional[Tuple[Item, Any, Any]]:
         item = self.job.items[index]
         if os.path.exists(item.path(self.job.folder, ".json")):
             return None
         if self._image[0] is not item.image:
             self._image = (item.image, item.image.load())
         try:
-            return item, self.pipe.sample(self._image[1], item.cell.settings)
+            return item, self._image[1], self.pipe.sample(self._image[1], item.cell.settings)
         except KeyboardInterrupt:
             raise Interrupted() from None
 
@@ -253,8 +253,8 @@ class ItemWriter(BasePredictionWriter):
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
         if prediction is None:
             return
-        item, output = prediction
-        if save_item(self.job, item, output, self.extra) is not None:
+        item, image, output = prediction
+        if save_item(self.job, item, image, output, self.extra) is not None:
             rank = f"rank {trainer.global_rank}: " if trainer.world_size > 1 else ""
             with tqdm.external_write_mode():
                 self.say(f"{rank}wrote {item.path(self.job.folder, '.mp4')}")

@@ -262,11 +262,12 @@ def _remove_stale(path: str) -> None:
         os.unlink(path)
 
 
-def save_item(job: Job, item: Item, output: VideoOutput, extra: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+def save_item(job: Job, item: Item, image: ConditioningImage, output: VideoOutput, extra: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """Write `item`'s frames (.npz), video, GIF and PNG frames (with those outputs) and, last, its
     record, which is never replaced: returns None, writing nothing, when the item is already
     finished. The record: the pipeline's, the file names, the item, its metrics (views.METRICS on
-    the saved frames) and the command that reproduces it, with `extra` (job_command, created)."""
+    the saved frames against `image`, the conditioning image as sampled) and the command that
+    reproduces it, with `extra` (job_command, created)."""
     if os.path.exists(item.path(job.folder, ".json")):
         return None
     os.makedirs(job.folder, exist_ok=True)
@@ -286,7 +287,7 @@ def save_item(job: Job, item: Item, output: VideoOutput, extra: Dict[str, Any]) 
         "item": {"index": item.index, "id": item.id, "image_index": item.image.index},
         "cell": {"index": item.cell.index, "name": item.cell.name, "values": item.cell.values},
         **output.record,
-        "metrics": frame_metrics(video, np.asarray(item.image.load().pil)),
+        "metrics": frame_metrics(video, np.asarray(image.pil)),
         "metrics_on": f"the saved frames and {item.image.file}, pixels / 255",
         "command": job.item_command(item),
         **extra,
