@@ -211,14 +211,16 @@ def calibration_section(grain: float) -> List[str]:
     lines = [
         "## The motion metric",
         "",
-        f"**Displacement** is the mean optical-flow magnitude in px/frame (OpenCV's DIS, medium preset, on the luma "
-        f"enlarged 2x; `sgm.eval.metrics.displacement`). On {clean['clips']} held-out synthetic clips whose true mean "
+        f"**Displacement** is the mean optical-flow magnitude in px/frame (scikit-image's TV-L1 on the luma, 10 warps, "
+        f"data term 25; `sgm.eval.metrics.displacement`). On {clean['clips']} held-out synthetic clips whose true mean "
         f"per-pixel motion is known and spans {min(c['motion'] for c in moving):.2f} to {max(c['motion'] for c in moving):.2f} "
         f"px/frame it is off by **{clean['mae']:.3f} px/frame** on average (bias {clean['bias']:+.3f}, largest error "
         f"{clean['max_error']:.2f}), and {clean['static_clips']} exactly static clips read **{clean['static_mean']:.3f}**. "
         "It replaced a hand-written block matcher, which was off by 0.69 px/frame on such clips and read 3.1 px/frame "
-        "on static clips with grain 0.03; scikit-image's TV-L1 and iterative Lucas-Kanade and OpenCV's Farneback were "
-        "off by 0.25, 0.44 and 1.19 px/frame (measured once on 60 such clips when the metric was chosen, 2026-12-04).",
+        "on static clips with grain 0.03; TV-L1 at scikit-image's defaults, its iterative Lucas-Kanade and OpenCV's DIS "
+        "and Farneback were off by 0.25, 0.44, 0.15 and 1.19 px/frame, and DIS read 0.55 px/frame on static clips with "
+        "grain 0.02 where this setting reads about 0.2 (measured once on 40-60 such clips when the metric was chosen, "
+        "2026-12-04; OpenCV is kept out of the dependencies).",
         "",
         f"Grain makes it read motion where there is none. Gaussian grain of std {GRAINS[1]} on pixel values in [0, 1] "
         f"(2.5 levels of 255) already gives static clips {rows[1]['static_mean']:.2f} px/frame. The model leaves grain "

@@ -3,12 +3,11 @@
 Every function takes a clip ``video`` of shape (T, 3, H, W), float, values in [0, 1] (map model
 output in [-1, 1] with ``(x + 1) / 2`` first), on any device, and returns python floats.
 Computations run in float32 on the clip's device, except PSNR's MSE (float64) and the optical
-flow (OpenCV, on the CPU, of the 8-bit luma).
+flow (scikit-image, on the CPU, in float64).
 """
 import math
 from typing import Dict, Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 
@@ -23,7 +22,7 @@ __all__ = [
 ]
 
 _LUMA = (0.299, 0.587, 0.114)
-FLOW_UPSAMPLE = 2  # frames are enlarged this many times before the optical flow (see flow_fields)
+FLOW_PARAMS = {"attachment": 25.0, "num_warp": 10}  # of skimage.registration.optical_flow_tvl1
 
 
 def _check_video(video: torch.Tensor) -> torch.Tensor:
@@ -46,34 +45,25 @@ def _grayscale(video: torch.Tensor) -> torch.Tensor:
     return torch.einsum("tchw,c->thw", video, weights)
 
 
-def _gray_uint8(video: torch.Tensor) -> np.ndarray:
-    """(T, H, W) uint8 luma of a clip in [0, 1] (rounded), on the CPU."""
-    return (_grayscale(video).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu().numpy()
-
-
-def flow_fields(video: torch.Tensor, upsample: int = FLOW_UPSAMPLE) -> np.ndarray:
+def flow_fields(video: torch.Tensor) -> np.ndarray:
     """Dense optical flow (T-1, H, W, 2) in px/frame (dx right, dy down) from each frame to the next,
-    at the pixels of the earlier frame: OpenCV's DIS (medium preset) on the luma, upsampled
-    `upsample` times with cubic interpolation first (64 px frames are too small for its patches),
-    the flow scaled back and averaged down to the clip's pixels."""
-    video = _check_video(video)
-    gray = _gray_uint8(video)
-    t, h, w = gray.shape
-    if upsample > 1:
-        gray = np.stack([cv2.resize(g, (w * upsample, h * upsample), interpolation=cv2.INTER_CUBIC) for g in gray])
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flows = [dis.calc(gray[i], gray[i + 1], None) / upsample for i in range(t - 1)]
-    if upsample > 1:
-        flows = [f.reshape(h, upsample, w, upsample, 2).mean(axis=(1, 3)) for f in flows]
-    return np.stack(flows) if flows else np.zeros((0, h, w, 2), np.float32)
+    at the pixels of the earlier frame: scikit-image's TV-L1 on the luma, with FLOW_PARAMS (10 warps
+    and a data term of 25 fit the calibration clips best; sgm.eval.calibration)."""
+    from skimage.registration import optical_flow_tvl1
+
+    gray = _grayscale(_check_video(video)).clamp(0.0, 1.0).double().cpu().numpy()
+    flows = [optical_flow_tvl1(gray[i], gray[i + 1], **FLOW_PARAMS) for i in range(len(gray) - 1)]  # (dy, dx) each
+    if not flows:
+        return np.zeros((0, *gray.shape[1:], 2), np.float32)
+    return np.stack([np.stack([f[1], f[0]], axis=-1) for f in flows]).astype(np.float32)
 
 
-def displacement(video: torch.Tensor, upsample: int = FLOW_UPSAMPLE) -> float:
+def displacement(video: torch.Tensor) -> float:
     """Mean optical-flow magnitude in px/frame: |flow| (flow_fields) averaged over the pixels of
     every consecutive pair; 0.0 for fewer than 2 frames. It estimates what the synthetic clips
     report as their true motion (the mean per-pixel displacement); its calibration against that
     truth, with and without grain, is sgm.eval.calibration."""
-    flows = flow_fields(video, upsample)
+    flows = flow_fields(video)
     if len(flows) == 0:
         return 0.0
     return float(np.hypot(flows[..., 0], flows[..., 1]).mean())
