@@ -87,6 +87,7 @@ class MotionKnobs:
     attn_window_min, attn_window_max: with w = "auto", w follows a motion score m in [0, 1]:
         round(w_max - m (w_max - w_min)); m is set by the sampling loop (SamplingKnobs).
     attn_window_loop: circular windows (wrapping from the last frame to the first).
+    view_attn_scale (s_v): SV4D only: softmax scale sqrt(s_v / d_head) of the attention over views.
     Knobs that belong to a mechanism that is off (e.g. attn_window_min without "auto") are ignored.
     """
 
@@ -101,11 +102,13 @@ class MotionKnobs:
     attn_window_min: Optional[int] = None
     attn_window_max: Optional[int] = None
     attn_window_loop: bool = False
+    view_attn_scale: float = 1.0
 
     def __post_init__(self):
         set_ = lambda key, value: object.__setattr__(self, key, value)  # noqa: E731 (frozen dataclass)
         set_("temporal_attn_scale", _check_positive_number("temporal_attn_scale", self.temporal_attn_scale))
         set_("temporal_attn_k_scale", _check_positive_number("temporal_attn_k_scale", self.temporal_attn_k_scale))
+        set_("view_attn_scale", _check_positive_number("view_attn_scale", self.view_attn_scale))
         set_("temporal_attn_scale_stages", _check_stages("temporal_attn_scale_stages", self.temporal_attn_scale_stages))
         set_("position_embedding_frames", _check_optional_int("position_embedding_frames", self.position_embedding_frames))
         if self.attn_window_size != AUTO:

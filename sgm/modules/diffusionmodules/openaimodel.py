@@ -21,8 +21,9 @@ class TimestepBlock(nn.Module):
 class TimestepEmbedSequential(nn.Sequential, TimestepBlock):
     """Sequential that hands each layer the extra inputs its kind needs."""
 
-    def forward(self, x, emb, context=None, image_only_indicator=None, time_context=None, num_video_frames=None):
+    def forward(self, x, emb, context=None, image_only_indicator=None, time_context=None, num_video_frames=None, cond_view=None):
         from ..attention import SpatialTransformer
+        from ..spacetime_attention import PostHocSpatialTransformerWithTimeMixingAndMotion
         from ..video_attention import SpatialVideoTransformer
         from .video_model import VideoResBlock
 
@@ -31,6 +32,8 @@ class TimestepEmbedSequential(nn.Sequential, TimestepBlock):
                 x = layer(x, emb, num_video_frames, image_only_indicator)
             elif isinstance(layer, TimestepBlock):
                 x = layer(x, emb)
+            elif isinstance(layer, PostHocSpatialTransformerWithTimeMixingAndMotion):
+                x = layer(x, context, cond_view, emb)
             elif isinstance(layer, SpatialVideoTransformer):
                 x = layer(x, context, time_context, num_video_frames, image_only_indicator)
             elif isinstance(layer, SpatialTransformer):

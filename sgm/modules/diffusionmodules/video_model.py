@@ -12,6 +12,7 @@ from einops import rearrange
 from torch import nn
 
 from ..motion import MotionKnobs
+from ..spacetime_attention import PostHocSpatialTransformerWithTimeMixingAndMotion
 from ..video_attention import SpatialVideoTransformer
 from .openaimodel import Downsample, ResBlock, TimestepEmbedSequential, Upsample
 from .util import AlphaBlender, conv_nd, linear, normalization, timestep_embedding, zero_module
@@ -179,49 +180,34 @@ class VideoUNet(nn.Module):
             else:
                 raise ValueError(f"unsupported num_classes {num_classes!r}")
 
+        self.layer_settings = dict(
+            context_dim=context_dim,
+            time_context_dim=time_context_dim,
+            dropout=dropout,
+            extra_ff_mix_layer=extra_ff_mix_layer,
+            use_spatial_context=use_spatial_context,
+            merge_strategy=merge_strategy,
+            merge_factor=merge_factor,
+            use_checkpoint=use_checkpoint,
+            use_linear_in_transformer=use_linear_in_transformer,
+            spatial_transformer_attn_type=spatial_transformer_attn_type,
+            disable_temporal_crossattention=disable_temporal_crossattention,
+            max_ddpm_temb_period=max_ddpm_temb_period,
+            video_kernel_size=video_kernel_size,
+            time_embed_dim=time_embed_dim,
+            dims=dims,
+            use_scale_shift_norm=use_scale_shift_norm,
+        )
+
         def heads_for(ch):
             if num_head_channels == -1:
                 return num_heads, ch // num_heads
             return ch // num_head_channels, num_head_channels
 
         def attention_layer(ch, depth, stage):
-            n_heads, d_head = heads_for(ch)
-            return SpatialVideoTransformer(
-                ch,
-                n_heads,
-                d_head,
-                depth=depth,
-                context_dim=context_dim,
-                time_context_dim=time_context_dim,
-                dropout=dropout,
-                ff_in=extra_ff_mix_layer,
-                use_spatial_context=use_spatial_context,
-                merge_strategy=merge_strategy,
-                merge_factor=merge_factor,
-                checkpoint=use_checkpoint,
-                use_linear=use_linear_in_transformer,
-                attn_mode=spatial_transformer_attn_type,
-                disable_temporal_crossattention=disable_temporal_crossattention,
-                max_time_embed_period=max_ddpm_temb_period,
-                motion_knobs=self.motion_knobs,
-                stage=stage,
-            )
+            return self.attention_layer(ch, *heads_for(ch), depth, stage)
 
-        def resblock(ch, out_ch, down=False, up=False):
-            return VideoResBlock(
-                merge_factor=merge_factor,
-                merge_strategy=merge_strategy,
-                video_kernel_size=video_kernel_size,
-                channels=ch,
-                emb_channels=time_embed_dim,
-                dropout=dropout,
-                out_channels=out_ch,
-                dims=dims,
-                use_checkpoint=use_checkpoint,
-                use_scale_shift_norm=use_scale_shift_norm,
-                down=down,
-                up=up,
-            )
+        resblock = self.resblock
 
         self.input_blocks = nn.ModuleList(
             [TimestepEmbedSequential(conv_nd(dims, in_channels, model_channels, 3, padding=1))]
@@ -272,6 +258,48 @@ class VideoUNet(nn.Module):
             normalization(ch), nn.SiLU(), zero_module(conv_nd(dims, model_channels, out_channels, 3, padding=1))
         )
 
+    def attention_layer(self, ch: int, n_heads: int, d_head: int, depth: int, stage: str) -> nn.Module:
+        """The transformer after a resblock at an attention resolution (stage: input, middle, output)."""
+        st = self.layer_settings
+        return SpatialVideoTransformer(
+            ch,
+            n_heads,
+            d_head,
+            depth=depth,
+            context_dim=st["context_dim"],
+            time_context_dim=st["time_context_dim"],
+            dropout=st["dropout"],
+            ff_in=st["extra_ff_mix_layer"],
+            use_spatial_context=st["use_spatial_context"],
+            merge_strategy=st["merge_strategy"],
+            merge_factor=st["merge_factor"],
+            checkpoint=st["use_checkpoint"],
+            use_linear=st["use_linear_in_transformer"],
+            attn_mode=st["spatial_transformer_attn_type"],
+            disable_temporal_crossattention=st["disable_temporal_crossattention"],
+            max_time_embed_period=st["max_ddpm_temb_period"],
+            motion_knobs=self.motion_knobs,
+            stage=stage,
+        )
+
+    def resblock(self, ch: int, out_ch: Optional[int], down: bool = False, up: bool = False) -> nn.Module:
+        """A residual block of the UNet (ch -> out_ch channels, optionally down- or upsampling)."""
+        st = self.layer_settings
+        return VideoResBlock(
+            merge_factor=st["merge_factor"],
+            merge_strategy=st["merge_strategy"],
+            video_kernel_size=st["video_kernel_size"],
+            channels=ch,
+            emb_channels=st["time_embed_dim"],
+            dropout=st["dropout"],
+            out_channels=out_ch,
+            dims=st["dims"],
+            use_checkpoint=st["use_checkpoint"],
+            use_scale_shift_norm=st["use_scale_shift_norm"],
+            down=down,
+            up=up,
+        )
+
     def set_motion_knobs(self, **knobs) -> MotionKnobs:
         """Change motion knobs on the built model, e.g. `unet.set_motion_knobs(temporal_attn_scale=2.0)`.
 
@@ -279,7 +307,7 @@ class VideoUNet(nn.Module):
         (ValueError) before anything changes. No weights are touched, so setting the defaults
         back restores upstream's outputs bit for bit. Returns the knobs now in effect.
         """
-        self.motion_knobs = self.motion_knobs.updated(**knobs)
+        self.motion_knobs = self._supported(self.motion_knobs.updated(**knobs))
         self._push_motion_knobs()
         return self.motion_knobs
 
@@ -301,18 +329,28 @@ class VideoUNet(nn.Module):
         """Use `knobs` (no motion score set) inside the `with` block; the knobs and motion score
         the model had are back afterwards, also when the block raised."""
         saved = (self.motion_knobs, self.motion_score)
-        self.motion_knobs, self.motion_score = knobs, None
+        self.motion_knobs, self.motion_score = self._supported(knobs), None
         try:
             yield self._push_motion_knobs()
         finally:
             self.motion_knobs, self.motion_score = saved
             self._push_motion_knobs()
 
+    has_view_attention = False
+
+    def _supported(self, knobs: MotionKnobs) -> MotionKnobs:
+        """`knobs`, or ValueError if one of them acts on a part this network lacks."""
+        if knobs.view_attn_scale != 1.0 and not self.has_view_attention:
+            raise ValueError(
+                f"view_attn_scale acts on SV4D's attention over views; {type(self).__name__} has none"
+            )
+        return knobs
+
     def _push_motion_knobs(self) -> MotionKnobs:
         """Hand the knobs, an "auto" window sized by motion_score, to every transformer; returns them."""
         knobs = self.motion_knobs.resolved(self.motion_score)
         for module in self.modules():
-            if isinstance(module, SpatialVideoTransformer):
+            if isinstance(module, (SpatialVideoTransformer, PostHocSpatialTransformerWithTimeMixingAndMotion)):
                 module.set_motion_knobs(knobs)
         return knobs
 
@@ -337,6 +375,10 @@ class VideoUNet(nn.Module):
             time_context=time_context,
             num_video_frames=num_video_frames,
         )
+        return self.run_blocks(x, emb, extra)
+
+    def run_blocks(self, x: torch.Tensor, emb: torch.Tensor, extra: dict) -> torch.Tensor:
+        """Input blocks, middle block, output blocks (with skips) and the output head."""
         skips = []
         h = x
         for module in self.input_blocks:
@@ -346,3 +388,210 @@ class VideoUNet(nn.Module):
         for module in self.output_blocks:
             h = module(torch.cat([h, skips.pop()], dim=1), emb, **extra)
         return self.out(h.type(x.dtype))
+
+
+class PostHocResBlockWithTime(VideoResBlock):
+    """SV4D's VideoResBlock: the temporal ResBlock (convolving over the T*V rows of a clip) is named
+    time_mix_blocks, and the blend always uses the learned alpha (image_only_indicator is read as 0)."""
+
+    def __init__(self, channels, emb_channels, dropout, time_kernel_size=3, merge_strategy="fixed", merge_factor=0.5, **kwargs):
+        super().__init__(
+            channels,
+            emb_channels,
+            dropout,
+            video_kernel_size=time_kernel_size,
+            merge_strategy=merge_strategy,
+            merge_factor=merge_factor,
+            **kwargs,
+        )
+        self.time_mix_blocks = self.time_stack
+        del self.time_stack
+
+    def forward(self, x, emb, num_video_frames, image_only_indicator=None):
+        x = ResBlock.forward(self, x, emb)
+        x_spatial = rearrange(x, "(b t) c h w -> b c t h w", t=num_video_frames)
+        x_temporal = self.time_mix_blocks(x_spatial, rearrange(emb, "(b t) ... -> b t ...", t=num_video_frames))
+        no_images = torch.zeros(x_spatial.shape[0], num_video_frames, device=x.device)
+        x = self.time_mixer(x_spatial=x_spatial, x_temporal=x_temporal, image_only_indicator=no_images)
+        return rearrange(x, "b c t h w -> (b t) c h w")
+
+
+class SpatialUNetModelWithTime(VideoUNet):
+    """The UNet of SV4D and SV4D 2.0 (constructor follows upstream's YAML schema).
+
+    x: (B*T*V, C, H, W) with rows (b t v); context (B, T, D); y (B*T*V, adm_in_channels);
+    cond_view (B*V, 4, H, W) latents of the reference views; cond_motion is accepted and unused,
+    as upstream. Only the released configs' form is built (spatial transformers with motion
+    attention, temporal resblocks, non-legacy mixers); other values raise ValueError. The motion
+    knobs act on the attention over frames, view_attn_scale on the attention over views.
+    """
+
+    has_view_attention = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        model_channels: int,
+        out_channels: int,
+        num_res_blocks: int,
+        attention_resolutions: List[int],
+        dropout: float = 0.0,
+        channel_mult: List[int] = (1, 2, 4, 8),
+        conv_resample: bool = True,
+        dims: int = 2,
+        num_classes: Optional[Union[int, str]] = None,
+        use_checkpoint: bool = False,
+        num_heads: int = -1,
+        num_head_channels: int = -1,
+        num_heads_upsample: int = -1,
+        use_scale_shift_norm: bool = False,
+        resblock_updown: bool = False,
+        use_new_attention_order: bool = False,
+        use_spatial_transformer: bool = False,
+        transformer_depth: Union[List[int], int] = 1,
+        transformer_depth_middle: Optional[int] = None,
+        context_dim: Optional[int] = None,
+        time_downup: bool = False,
+        time_context_dim: Optional[int] = None,
+        view_context_dim: Optional[int] = None,
+        motion_context_dim: Optional[int] = 4,
+        extra_ff_mix_layer: bool = False,
+        use_spatial_context: bool = False,
+        time_block_merge_strategy: str = "fixed",
+        time_block_merge_factor: float = 0.5,
+        view_block_merge_factor: float = 0.5,
+        motion_block_merge_factor: float = 0.5,
+        spatial_transformer_attn_type: str = "softmax",
+        time_kernel_size: Union[int, List[int]] = 3,
+        use_linear_in_transformer: bool = False,
+        legacy: bool = True,
+        adm_in_channels: Optional[int] = None,
+        use_temporal_resblock: bool = True,
+        disable_temporal_crossattention: bool = False,
+        time_mix_legacy: bool = True,
+        max_ddpm_temb_period: int = 10000,
+        replicate_time_mix_bug: bool = False,
+        use_motion_attention: bool = False,
+        use_camera_emb: bool = False,
+        use_3d_attention: bool = False,
+        separate_motion_merge_factor: bool = False,
+        view_attn_scale: float = 1.0,
+        **motion_knobs,
+    ):
+        unsupported = {
+            "use_spatial_transformer": (use_spatial_transformer, True),
+            "use_motion_attention": (use_motion_attention, True),
+            "use_temporal_resblock": (use_temporal_resblock, True),
+            "time_mix_legacy": (time_mix_legacy, False),
+        }
+        for key, (value, needed) in unsupported.items():
+            if bool(value) != needed:
+                raise ValueError(f"SpatialUNetModelWithTime is built only with {key}: {needed} (the released SV4D form)")
+        if use_camera_emb and adm_in_channels != 4 * model_channels:
+            raise ValueError("use_camera_emb needs adm_in_channels == 4 * model_channels")
+        self.sv4d_settings = dict(
+            motion_context_dim=motion_context_dim,
+            merge_factor_motion=motion_block_merge_factor,
+            use_camera_emb=use_camera_emb,
+            use_3d_attention=use_3d_attention,
+            separate_motion_merge_factor=separate_motion_merge_factor,
+            adm_in_channels=adm_in_channels,
+        )
+        super().__init__(
+            in_channels,
+            model_channels,
+            out_channels,
+            num_res_blocks,
+            attention_resolutions,
+            dropout=dropout,
+            channel_mult=channel_mult,
+            conv_resample=conv_resample,
+            dims=dims,
+            num_classes=num_classes,
+            use_checkpoint=use_checkpoint,
+            num_heads=num_heads,
+            num_head_channels=num_head_channels,
+            use_scale_shift_norm=use_scale_shift_norm,
+            resblock_updown=resblock_updown,
+            transformer_depth=transformer_depth,
+            transformer_depth_middle=transformer_depth_middle,
+            context_dim=context_dim,
+            time_downup=time_downup,
+            time_context_dim=time_context_dim,
+            extra_ff_mix_layer=extra_ff_mix_layer,
+            use_spatial_context=use_spatial_context,
+            merge_strategy=time_block_merge_strategy,
+            merge_factor=time_block_merge_factor,
+            spatial_transformer_attn_type=spatial_transformer_attn_type,
+            video_kernel_size=time_kernel_size,
+            use_linear_in_transformer=use_linear_in_transformer,
+            adm_in_channels=adm_in_channels,
+            disable_temporal_crossattention=disable_temporal_crossattention,
+            max_ddpm_temb_period=max_ddpm_temb_period,
+            **motion_knobs,
+        )
+        if view_attn_scale != 1.0:
+            self.set_motion_knobs(view_attn_scale=view_attn_scale)
+
+    def attention_layer(self, ch: int, n_heads: int, d_head: int, depth: int, stage: str) -> nn.Module:
+        st = self.layer_settings
+        return PostHocSpatialTransformerWithTimeMixingAndMotion(
+            ch,
+            n_heads,
+            d_head,
+            depth=depth,
+            context_dim=st["context_dim"],
+            time_context_dim=st["time_context_dim"],
+            dropout=st["dropout"],
+            ff_in=st["extra_ff_mix_layer"],
+            use_spatial_context=st["use_spatial_context"],
+            merge_strategy=st["merge_strategy"],
+            merge_factor=st["merge_factor"],
+            checkpoint=st["use_checkpoint"],
+            use_linear=st["use_linear_in_transformer"],
+            attn_mode=st["spatial_transformer_attn_type"],
+            disable_temporal_crossattention=st["disable_temporal_crossattention"],
+            max_time_embed_period=st["max_ddpm_temb_period"],
+            motion_knobs=self.motion_knobs,
+            stage=stage,
+            **self.sv4d_settings,
+        )
+
+    def resblock(self, ch: int, out_ch: Optional[int], down: bool = False, up: bool = False) -> nn.Module:
+        st = self.layer_settings
+        return PostHocResBlockWithTime(
+            ch,
+            st["time_embed_dim"],
+            st["dropout"],
+            time_kernel_size=st["video_kernel_size"],
+            merge_strategy=st["merge_strategy"],
+            merge_factor=st["merge_factor"],
+            out_channels=out_ch,
+            dims=st["dims"],
+            use_checkpoint=st["use_checkpoint"],
+            use_scale_shift_norm=st["use_scale_shift_norm"],
+            down=down,
+            up=up,
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        timesteps: torch.Tensor,
+        context: Optional[torch.Tensor] = None,
+        y: Optional[torch.Tensor] = None,
+        time_context: Optional[torch.Tensor] = None,
+        num_video_frames: Optional[int] = None,
+        image_only_indicator: Optional[torch.Tensor] = None,
+        cond_view: Optional[torch.Tensor] = None,
+        cond_motion: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        if (y is not None) != (self.num_classes is not None):
+            raise ValueError("y must be given exactly when the model is class-conditional (num_classes set)")
+        if context is None or cond_view is None:
+            raise ValueError("SpatialUNetModelWithTime needs context (B, T, D) and cond_view (B*V, C, H, W)")
+        emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
+        if self.num_classes is not None:
+            emb = emb + self.label_emb(y)
+        extra = dict(context=context, num_video_frames=num_video_frames, cond_view=cond_view)
+        return self.run_blocks(x, emb, extra)
