@@ -96,3 +96,32 @@ class TrianglePredictionGuider(LinearPredictionGuider):
     @staticmethod
     def triangle_wave(values: torch.Tensor, period: float) -> torch.Tensor:
         return 2 * (values / period - torch.floor(values / period + 0.5)).abs()
+
+
+class TrapezoidPredictionGuider(LinearPredictionGuider):
+    """Per-frame scale rising linearly from min_scale to max_scale over the first
+    int(num_frames * edge_perc) frames, flat at max_scale, and falling back symmetrically."""
+
+    def __init__(self, max_scale: float, num_frames: int, min_scale: float = 1.0, edge_perc: float = 0.1, additional_cond_keys=None):
+        super().__init__(max_scale, num_frames, min_scale, additional_cond_keys)
+        edge = int(num_frames * edge_perc)
+        if 2 * edge > num_frames:
+            raise ValueError(f"edge_perc {edge_perc} leaves no room for both edges over {num_frames} frames")
+        rise = torch.linspace(min_scale, max_scale, edge)
+        flat = torch.full((num_frames - 2 * edge,), float(max_scale))
+        self.scale = torch.cat([rise, flat, rise.flip(0)]).unsqueeze(0)
+
+
+class SpatiotemporalPredictionGuider(LinearPredictionGuider):
+    """SV4D: the num_frames = T*V rows (t-major) get scale min + (max - min) * (ramp_t + tri_v) / 2,
+    with ramp_t = linspace(0, 1, T) over frames and tri_v the triangle wave of linspace(0, 1, V)
+    over views (0 at the first and last view, 1 in the middle)."""
+
+    def __init__(self, max_scale: float, num_frames: int, num_views: int = 1, min_scale: float = 1.0, additional_cond_keys=None):
+        super().__init__(max_scale, num_frames, min_scale, additional_cond_keys)
+        if num_views < 1 or num_frames % num_views:
+            raise ValueError(f"num_frames ({num_frames}) must be a multiple of num_views ({num_views})")
+        ramp = torch.linspace(0, 1, num_frames // num_views)
+        tri = TrianglePredictionGuider.triangle_wave(torch.linspace(0, 1, num_views), 1.0)
+        weight = (0.5 * ramp[:, None] + 0.5 * tri[None, :]).flatten()
+        self.scale = (weight * (max_scale - min_scale) + min_scale).unsqueeze(0)

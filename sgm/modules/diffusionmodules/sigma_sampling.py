@@ -12,3 +12,12 @@ class EDMSampling:
     def __call__(self, n_samples: int, rand=None) -> torch.Tensor:
         normal = torch.randn((n_samples,)) if rand is None else rand
         return torch.exp(self.p_mean + self.p_std * normal)
+
+
+class ZeroSampler:
+    """sigma = 1e-5 for every sample (SV4D's conditioning frames); draws (and discards) the
+    (n_samples,) normal upstream draws, so the generator advances as upstream's does."""
+
+    def __call__(self, n_samples: int, rand=None) -> torch.Tensor:
+        drawn = torch.randn((n_samples,)) if rand is None else rand
+        return torch.zeros_like(drawn) + 1.0e-5

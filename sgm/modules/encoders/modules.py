@@ -30,6 +30,7 @@ class AbstractEmbModel(nn.Module):
 class GeneralConditioner(nn.Module):
     OUTPUT_DIM2KEYS = {2: "vector", 3: "crossattn", 4: "concat", 5: "concat"}
     KEY2CATDIM = {"vector": 1, "crossattn": 2, "concat": 1}
+    OWN_KEYS = ("cond_view", "cond_motion")  # SV4D: these embedders' outputs keep their input key
 
     def __init__(self, emb_models):
         super().__init__()
@@ -72,7 +73,8 @@ class GeneralConditioner(nn.Module):
                 batch[embedder.input_key][i] = val
         return batch
 
-    def forward(self, batch: Dict, force_zero_embeddings: Optional[List] = None) -> Dict:
+    def forward(self, batch: Dict, force_zero_embeddings: Optional[List] = None, generator: Optional[torch.Generator] = None) -> Dict:
+        """Embeddings by output key; `generator` feeds the embedders that draw noise (SV4D's encoders)."""
         output = {}
         force_zero_embeddings = force_zero_embeddings or []
         for embedder in self.embedders:
@@ -81,13 +83,14 @@ class GeneralConditioner(nn.Module):
                 if getattr(embedder, "input_key", None) is not None:
                     if embedder.legacy_ucg_val is not None:
                         batch = self.possibly_get_ucg_val(embedder, batch)
-                    emb_out = embedder(batch[embedder.input_key])
+                    extra = {"generator": generator} if getattr(embedder, "takes_generator", False) else {}
+                    emb_out = embedder(batch[embedder.input_key], **extra)
                 else:
                     emb_out = embedder(*[batch[k] for k in embedder.input_keys])
             if not isinstance(emb_out, (list, tuple)):
                 emb_out = [emb_out]
             for emb in emb_out:
-                out_key = self.OUTPUT_DIM2KEYS[emb.dim()]
+                out_key = embedder.input_key if embedder.input_key in self.OWN_KEYS else self.OUTPUT_DIM2KEYS[emb.dim()]
                 if embedder.ucg_rate > 0.0 and embedder.legacy_ucg_val is None:
                     keep = torch.bernoulli((1.0 - embedder.ucg_rate) * torch.ones(emb.shape[0], device=emb.device))
                     emb = append_dims(keep, emb.ndim) * emb
@@ -99,14 +102,14 @@ class GeneralConditioner(nn.Module):
                     output[out_key] = emb
         return output
 
-    def get_unconditional_conditioning(self, batch_c, batch_uc=None, force_uc_zero_embeddings=None, force_cond_zero_embeddings=None):
+    def get_unconditional_conditioning(self, batch_c, batch_uc=None, force_uc_zero_embeddings=None, force_cond_zero_embeddings=None, generator=None):
         """(c, uc): both without random conditioning dropout; uc zeroes the embedders named."""
         rates = [e.ucg_rate for e in self.embedders]
         for e in self.embedders:
             e.ucg_rate = 0.0
         try:
-            c = self(batch_c, force_cond_zero_embeddings)
-            uc = self(batch_c if batch_uc is None else batch_uc, force_uc_zero_embeddings)
+            c = self(batch_c, force_cond_zero_embeddings, generator)
+            uc = self(batch_c if batch_uc is None else batch_uc, force_uc_zero_embeddings, generator)
         finally:
             for e, rate in zip(self.embedders, rates):
                 e.ucg_rate = rate
@@ -215,7 +218,12 @@ class ConcatTimestepEmbedderND(AbstractEmbModel):
 
 
 class VideoPredictionEmbedderWithEncoder(AbstractEmbModel):
-    """Conditioning frames (B*n_cond_frames, 3, H, W) -> VAE latents (B*n_copies, n_cond_frames*C, h, w)."""
+    """Conditioning frames (B*n_cond_frames, 3, H, W) -> VAE latents.
+
+    One conditioning frame (SVD, SV3D): (B*n_copies, C, h, w), the frame repeated n_copies times.
+    Several (SV4D: a frame per clip frame or view): (B*n_cond_frames, C, h, w), one latent per frame,
+    n_copies unused. The optional sigma embedding has one row per output row.
+    """
 
     def __init__(
         self,
@@ -240,21 +248,26 @@ class VideoPredictionEmbedderWithEncoder(AbstractEmbModel):
         self.disable_encoder_autocast = disable_encoder_autocast
         self.en_and_decode_n_samples_a_time = en_and_decode_n_samples_a_time
 
-    def forward(self, vid: torch.Tensor):
+    takes_generator = True
+
+    def forward(self, vid: torch.Tensor, generator: Optional[torch.Generator] = None):
+        """`generator` (CPU) draws the sigma sampler's normals and the noise; None: torch's global one."""
         sigma_cond = None
         if self.sigma_sampler is not None:
             b = vid.shape[0] // self.n_cond_frames
-            sigmas = self.sigma_sampler(b).to(vid.device)
+            sigmas = self.sigma_sampler(b, rand=torch.randn((b,), generator=generator)).to(vid.device)
             if self.sigma_cond is not None:
-                sigma_cond = repeat(self.sigma_cond(sigmas), "b d -> (b t) d", t=self.n_copies)
+                rows = self.n_copies if self.n_cond_frames == 1 else self.n_cond_frames
+                sigma_cond = repeat(self.sigma_cond(sigmas), "b d -> (b t) d", t=rows)
             sigmas = repeat(sigmas, "b -> (b t)", t=self.n_cond_frames)
-            vid = vid + append_dims(sigmas, vid.ndim) * torch.randn_like(vid)
+            noise = torch.randn(vid.shape, generator=generator, dtype=vid.dtype).to(vid.device)
+            vid = vid + append_dims(sigmas, vid.ndim) * noise
         step = self.en_and_decode_n_samples_a_time or vid.shape[0]
         autocast = torch.autocast("cuda", enabled=not self.disable_encoder_autocast) if vid.is_cuda else nullcontext()
         with autocast:
             encode = self.encoder.encode if self.is_ae else self.encoder
             out = torch.cat([encode(vid[i : i + step]) for i in range(0, vid.shape[0], step)], dim=0)
         out = out * self.scale_factor
-        out = rearrange(out, "(b t) c h w -> b (t c) h w", t=self.n_cond_frames)
-        out = repeat(out, "b c h w -> (b t) c h w", t=self.n_copies)
+        if self.n_cond_frames == 1:
+            out = repeat(out, "b c h w -> (b t) c h w", t=self.n_copies)
         return (out, sigma_cond) if self.sigma_cond is not None else out
