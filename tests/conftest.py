@@ -24,6 +24,7 @@ PARITY = FIXTURES / "upstream_parity"
 
 class Paths:
     repo = REPO
+    parity = PARITY
     fixtures = FIXTURES
     tiny_config = PARITY / "tiny_svd.yaml"
     tiny_weights = PARITY / "weights.safetensors"
