@@ -58,6 +58,11 @@ def _knob_values(section: DictConfig, names) -> Dict[str, Any]:
     return {name: _plain(params[name]) for name in names if name in params}
 
 
+def _has_view_attention(cfg: DictConfig) -> bool:
+    """Whether the config's network attends over views (SV4D's SpatialUNetModelWithTime)."""
+    return str(cfg.model.params.network_config.get("target", "")).endswith(".SpatialUNetModelWithTime")
+
+
 def _reads_camera(cfg: DictConfig) -> bool:
     """Whether the config's conditioner reads SV3D's camera (polars_rad)."""
     embedders = ((cfg.model.params.get("conditioner_config") or {}).get("params") or {}).get("emb_models") or []
@@ -75,6 +80,7 @@ class ModelDefaults:
     motion_knobs: Dict[str, Any]
     sampling_knobs: Dict[str, Any]
     camera: bool
+    views: bool = False
 
     @classmethod
     def of_config(cls, cfg: DictConfig, version: Optional[str] = None, where: str = "the config") -> "ModelDefaults":
@@ -88,7 +94,7 @@ class ModelDefaults:
         defaults = cls(
             version, int(frames), int(steps), SV3D_COND_AUG if is_sv3d(version) else COND_AUG,
             _knob_values(params.network_config, KNOB_NAMES), _knob_values(params.sampler_config, SAMPLING_KNOB_NAMES),
-            _reads_camera(cfg),
+            _reads_camera(cfg), _has_view_attention(cfg),
         )
         try:
             MotionKnobs(**defaults.motion_knobs)
@@ -121,6 +127,8 @@ class ModelDefaults:
             sampling = SamplingKnobs(**{**self.sampling_knobs, **{k: v for k, v in knobs.items() if k in SAMPLING_KNOB_NAMES}})
         except (TypeError, ValueError) as err:
             raise InputError(str(err)) from None
+        if motion.view_attn_scale != 1.0 and not self.views:
+            raise InputError("view_attn_scale acts on SV4D's attention over views; this model has none")
         out = CallSettings(
             num_frames=num_frames,
             num_steps=as_int("num_steps", self.num_steps if num_steps is None else num_steps, minimum=1),

@@ -222,6 +222,7 @@ KNOB_HELP = {
     "attn_window_min": "smallest auto window (at the most motion)",
     "attn_window_max": "largest auto window (at no motion)",
     "attn_window_loop": "circular windows: the last frames attend to the first (seamless loops)",
+    "view_attn_scale": "s_v (SV4D only): softmax scale sqrt(s_v / d_head) of the attention over views",
     "noise_correlation": "rho in [0, 1): initial noise sqrt(rho) shared + sqrt(1 - rho) own per frame",
     "shuffle_windowed_noise": "FreeNoise rescheduling of the initial noise with the run's w and r",
     "attn_window_motion": "motion score of an auto window: bucket (motion_bucket_id / 255) or latent (per step)",

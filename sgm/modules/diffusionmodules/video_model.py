@@ -129,9 +129,10 @@ class VideoUNet(nn.Module):
         attn_window_min: Optional[int] = None,
         attn_window_max: Optional[int] = None,
         attn_window_loop: bool = False,
+        view_attn_scale: float = 1.0,
     ):
         super().__init__()
-        self.motion_knobs = MotionKnobs(
+        self.motion_knobs = self._supported(MotionKnobs(
             temporal_attn_scale=temporal_attn_scale,
             temporal_attn_k_scale=temporal_attn_k_scale,
             temporal_attn_scale_stages=temporal_attn_scale_stages,
@@ -143,7 +144,8 @@ class VideoUNet(nn.Module):
             attn_window_min=attn_window_min,
             attn_window_max=attn_window_max,
             attn_window_loop=attn_window_loop,
-        )
+            view_attn_scale=view_attn_scale,
+        ))
         self.motion_score: Optional[float] = None
         if context_dim is None:
             raise ValueError("VideoUNet needs context_dim")
@@ -475,7 +477,6 @@ class SpatialUNetModelWithTime(VideoUNet):
         use_camera_emb: bool = False,
         use_3d_attention: bool = False,
         separate_motion_merge_factor: bool = False,
-        view_attn_scale: float = 1.0,
         **motion_knobs,
     ):
         unsupported = {
@@ -530,8 +531,6 @@ class SpatialUNetModelWithTime(VideoUNet):
             max_ddpm_temb_period=max_ddpm_temb_period,
             **motion_knobs,
         )
-        if view_attn_scale != 1.0:
-            self.set_motion_knobs(view_attn_scale=view_attn_scale)
 
     def attention_layer(self, ch: int, n_heads: int, d_head: int, depth: int, stage: str) -> nn.Module:
         st = self.layer_settings
