@@ -260,13 +260,10 @@ class VideoUNet(nn.Module):
             normalization(ch), nn.SiLU(), zero_module(conv_nd(dims, model_channels, out_channels, 3, padding=1))
         )
 
-    def attention_layer(self, ch: int, n_heads: int, d_head: int, depth: int, stage: str) -> nn.Module:
-        """The transformer after a resblock at an attention resolution (stage: input, middle, output)."""
+    def transformer_settings(self, depth: int, stage: str) -> dict:
+        """Keyword arguments of a UNet transformer of `depth` blocks in `stage` (input, middle, output)."""
         st = self.layer_settings
-        return SpatialVideoTransformer(
-            ch,
-            n_heads,
-            d_head,
+        return dict(
             depth=depth,
             context_dim=st["context_dim"],
             time_context_dim=st["time_context_dim"],
@@ -284,16 +281,14 @@ class VideoUNet(nn.Module):
             stage=stage,
         )
 
-    def resblock(self, ch: int, out_ch: Optional[int], down: bool = False, up: bool = False) -> nn.Module:
-        """A residual block of the UNet (ch -> out_ch channels, optionally down- or upsampling)."""
+    def resblock_settings(self, out_ch: Optional[int], down: bool, up: bool) -> dict:
+        """Keyword arguments of a UNet residual block (all but the channels in and the time kernel)."""
         st = self.layer_settings
-        return VideoResBlock(
-            merge_factor=st["merge_factor"],
-            merge_strategy=st["merge_strategy"],
-            video_kernel_size=st["video_kernel_size"],
-            channels=ch,
+        return dict(
             emb_channels=st["time_embed_dim"],
             dropout=st["dropout"],
+            merge_factor=st["merge_factor"],
+            merge_strategy=st["merge_strategy"],
             out_channels=out_ch,
             dims=st["dims"],
             use_checkpoint=st["use_checkpoint"],
@@ -301,6 +296,15 @@ class VideoUNet(nn.Module):
             down=down,
             up=up,
         )
+
+    def attention_layer(self, ch: int, n_heads: int, d_head: int, depth: int, stage: str) -> nn.Module:
+        """The transformer after a resblock at an attention resolution."""
+        return SpatialVideoTransformer(ch, n_heads, d_head, **self.transformer_settings(depth, stage))
+
+    def resblock(self, ch: int, out_ch: Optional[int], down: bool = False, up: bool = False) -> nn.Module:
+        """A residual block of the UNet (ch -> out_ch channels, optionally down- or upsampling)."""
+        kernel = self.layer_settings["video_kernel_size"]
+        return VideoResBlock(channels=ch, video_kernel_size=kernel, **self.resblock_settings(out_ch, down, up))
 
     def set_motion_knobs(self, **knobs) -> MotionKnobs:
         """Change motion knobs on the built model, e.g. `unet.set_motion_knobs(temporal_attn_scale=2.0)`.
@@ -533,45 +537,12 @@ class SpatialUNetModelWithTime(VideoUNet):
         )
 
     def attention_layer(self, ch: int, n_heads: int, d_head: int, depth: int, stage: str) -> nn.Module:
-        st = self.layer_settings
-        return PostHocSpatialTransformerWithTimeMixingAndMotion(
-            ch,
-            n_heads,
-            d_head,
-            depth=depth,
-            context_dim=st["context_dim"],
-            time_context_dim=st["time_context_dim"],
-            dropout=st["dropout"],
-            ff_in=st["extra_ff_mix_layer"],
-            use_spatial_context=st["use_spatial_context"],
-            merge_strategy=st["merge_strategy"],
-            merge_factor=st["merge_factor"],
-            checkpoint=st["use_checkpoint"],
-            use_linear=st["use_linear_in_transformer"],
-            attn_mode=st["spatial_transformer_attn_type"],
-            disable_temporal_crossattention=st["disable_temporal_crossattention"],
-            max_time_embed_period=st["max_ddpm_temb_period"],
-            motion_knobs=self.motion_knobs,
-            stage=stage,
-            **self.sv4d_settings,
-        )
+        settings = {**self.transformer_settings(depth, stage), **self.sv4d_settings}
+        return PostHocSpatialTransformerWithTimeMixingAndMotion(ch, n_heads, d_head, **settings)
 
     def resblock(self, ch: int, out_ch: Optional[int], down: bool = False, up: bool = False) -> nn.Module:
-        st = self.layer_settings
-        return PostHocResBlockWithTime(
-            ch,
-            st["time_embed_dim"],
-            st["dropout"],
-            time_kernel_size=st["video_kernel_size"],
-            merge_strategy=st["merge_strategy"],
-            merge_factor=st["merge_factor"],
-            out_channels=out_ch,
-            dims=st["dims"],
-            use_checkpoint=st["use_checkpoint"],
-            use_scale_shift_norm=st["use_scale_shift_norm"],
-            down=down,
-            up=up,
-        )
+        kernel = self.layer_settings["video_kernel_size"]
+        return PostHocResBlockWithTime(channels=ch, time_kernel_size=kernel, **self.resblock_settings(out_ch, down, up))
 
     def forward(
         self,
