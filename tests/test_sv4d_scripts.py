@@ -215,3 +215,32 @@ def test_released_configs_need_their_checkpoints(script_4d, script_4d2, run_in_p
         line = one_line_error(run_in_process(script, "--input_path", gif, "--output_folder", out, "--device", "cpu"))
         assert "checkpoint not found" in line and name in line
     assert not out.exists()
+
+
+def test_reading_videos_and_frame_folders(tmp_path):
+    """mp4 and frame folders are read in order, cut to their centred square, padded with the last frame."""
+    import imageio
+    from PIL import Image
+
+    from sgm.inference.four_d import read_video_frames, square_frames
+
+    shades = [0, 120, 240]
+    mp4 = tmp_path / "in.mp4"
+    imageio.mimsave(str(mp4), [np.full((64, 64, 3), s, np.uint8) for s in shades], fps=5, codec="libx264")
+    frames, facts = read_video_frames(mp4, 5)
+    assert len(frames) == 5 and facts["frames_read"] == 3 and facts["padded_frames"] == 2
+    means = [np.asarray(f).mean() for f in frames]
+    assert means[0] < means[1] < means[2] == means[3] == means[4]
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, s in enumerate(shades):  # 96x64: the centred 64x64 square is kept
+        arr = np.zeros((64, 96, 3), np.uint8)
+        arr[:, 16:80] = s
+        Image.fromarray(arr).save(folder / f"f{i:02d}.png")
+    (folder / "notes.txt").write_text("ignored")
+    frames, facts = read_video_frames(folder, 2)
+    assert facts["frames_available"] == 3 and facts["original_size"] == [96, 64]
+    video = square_frames(frames, 64)
+    assert video.shape == (2, 3, 64, 64)
+    assert torch.allclose(video[1], torch.full_like(video[1], 120 / 255 * 2 - 1))

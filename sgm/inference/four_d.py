@@ -40,7 +40,7 @@ from PIL import Image, ImageSequence
 from ..modules.motion import SAMPLING_KNOB_NAMES, MotionKnobs
 from .checks import InputError, as_float, as_int, as_number_list, as_seed, one_line, resolve_device
 from .images import IMAGE_SUFFIXES, to_rgb
-from .outputs import atomic_write, check_output_folder, reserve_number, write_json, write_mp4
+from .outputs import check_output_folder, reserve_number, write_json, write_mp4
 from .sv4d import FOUR_D_VERSIONS, condition, conditioner_batch, decode, four_d_sampler, orbit_cameras, sample_chunk
 
 logger = logging.getLogger(__name__)
