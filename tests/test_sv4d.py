@@ -125,28 +125,21 @@ def test_sampled_chunks_match_upstream(variant, fixture_json):
 
 @pytest.mark.parametrize("variant", ["sv4d"], indirect=True)
 def test_dense_loop_matches_upstream(variant, fixture_json):
-    """simple_video_sample_4d.py's per-step loop for one chunk: steps alternate the backward
-    (frames [1, 0]) and forward (frames [0, 1]) conditioning, each writing its 6 rows back."""
+    """simple_video_sample_4d.py's per-step loop for one chunk (sv4d.dense_chunk): the latent
+    matrix and the matrix after every step (steps alternate the two conditionings, so each is
+    checked through the steps that use it)."""
     name, model, g = variant
-    gen = torch.Generator().manual_seed(78)
-    matrix = torch.randn((2, 4, 4, 16, 16), generator=gen)
-    assert torch.equal(matrix, g["dense.latent_matrix_in"])
     polar, azimuth = cameras(fixture_json, name)
-    video = g["dense.video"]
-    conds = {}
-    for direction, order, views in (("forward", [0, 1], g["dense.views_t0"]), ("backward", [1, 0], g["dense.views_t1"])):
-        batch = sv4d.conditioner_batch(video[order], views, polar, azimuth)
-        with torch.no_grad():
-            conds[direction] = (order, *sv4d.condition(model, batch, gen))
-        for key in KEYS:
-            assert (conds[direction][1][key] - g[f"dense.{direction}.c.{key}"]).abs().max() <= SINGLE
+    run = sv4d.FourDRun(model, name, 2, 3, g["dense.video"], polar, azimuth, num_steps=3, decoding_t=4,
+                        generator=torch.Generator().manual_seed(78))
+    seen = []
     sampler = sv4d.four_d_sampler(name, 3, 2, 3)
-    for step in range(3):
-        order, c, uc = conds["forward" if step % 2 else "backward"]
-        noisy = matrix[order][:, 1:].flatten(0, 1)
-        out = sv4d.dense_step(model, sampler, noisy, c, uc, step, 3).view(2, 3, 4, 16, 16)
-        for i, t in enumerate(order):
-            matrix[t, 1:] = out[i]
+    final = sv4d.dense_chunk(run, sampler, g["dense.video"], g["dense.views_t0"], g["dense.views_t1"], (4, 16, 16),
+                             on_step=lambda step, matrix: seen.append(matrix.clone()))
+    assert len(seen) == 3 and torch.equal(seen[-1], final)
+    untouched = torch.randn((2, 4, 4, 16, 16), generator=torch.Generator().manual_seed(78))[:, 0]
+    assert torch.equal(final[:, 0], untouched) and torch.equal(untouched, g["dense.latent_matrix_in"][:, 0])
+    for step, matrix in enumerate(seen):
         want = g[f"dense.latent_matrix_step{step}"]
         bound = 1e-5 * want.abs().max() if step == 0 else SAMPLE
         assert (matrix - want).abs().max() <= bound, step

@@ -74,7 +74,8 @@ def main(flags):
     def command(resolved):
         return command_line(SCRIPT, {k: resolved[k] for k in names + list(knobs) if resolved.get(k) is not False})
 
-    plan_four_d("4d", flags, knobs, command).run()
+    record = plan_four_d("4d", flags, knobs, command).run()
+    print(f"wrote {record['grid']}, {record['views']} view videos and their frames")
 
 
 PARSER = make_parser("simple_video_sample_4d.py", __doc__, FLAGS, BOOLEANS)

@@ -7,13 +7,14 @@ checkpoint files, the input video, the output folder) and raises InputError (one
 input; `FourDPlan.run()` loads the model(s), samples and writes. Nothing is written before the
 first chunk is decoded, and nothing is overwritten.
 
-Chunk loops (documented simplifications of upstream's scripts):
+Chunk loops (sgm.inference.sv4d.sample_sv4d_video and sample_sv4d2_video, upstream's scripts' loops):
 - SV4D: the reference views of every chunk are views of frame 0 made by the SV3D stage (an image
   to K-view pipeline, sgm.inference.VideoPipeline); its output is put in upstream's order (input
   view first: the last frame moved to the front) and V views picked at the fixed, evenly spread
   indices round(j K / (V + 1)), j = 1..V (for K 21 and V 8 upstream's [2, 5, 7, 9, 12, 14, 16,
-  19]). The video is cut into consecutive chunks of T frames, each sampled once with
-  `sample_chunk` (anchor-style; upstream's dense per-step interleaving is not done).
+  19]). Then, as upstream: the anchor frames T-1, 2(T-1), ... are sampled T at a time, and every
+  run of T frames between anchors is sampled densely, one step at a time, alternating forward and
+  backward conditioning.
 - SV4D 2.0: chunk k covers frames [k (T - 1), k (T - 1) + T): each chunk starts at the previous
   chunk's last frame, and the novel views sampled for that frame are its reference views (as
   upstream); the first chunk has zeroed reference views. A frame shared by two chunks keeps the
@@ -41,7 +42,7 @@ from ..modules.motion import SAMPLING_KNOB_NAMES, MotionKnobs
 from .checks import InputError, as_float, as_int, as_number_list, as_seed, one_line, resolve_device
 from .images import IMAGE_SUFFIXES, to_rgb
 from .outputs import check_output_folder, reserve_number, write_json, write_mp4
-from .sv4d import FOUR_D_VERSIONS, condition, conditioner_batch, decode, four_d_sampler, orbit_cameras, sample_chunk
+from .sv4d import FOUR_D_VERSIONS, FourDRun, latent_shape, orbit_cameras, sample_sv4d2_video, sample_sv4d_video
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ class FourDPlan:
     def reference_views(self, device: torch.device) -> Tuple[torch.Tensor, Dict[str, Any]]:
         """SV4D: the V reference views of frame 0 (V, 3, H, W) in [-1, 1] from the SV3D stage."""
         planned, settings = self.reference
-        print(f"Loading reference-view model ({planned.config_path}) on {device} ...", flush=True)
+        logger.info("loading the reference-view model (%s) on %s", planned.config_path, device)
         stage = planned.load()
         output = stage.sample(self.video[:1], settings)
         del stage
@@ -278,45 +279,23 @@ class FourDPlan:
         return views[picked].clamp(-1.0, 1.0), record
 
     def run(self) -> Dict[str, Any]:
-        from tqdm import tqdm
-
         device = self.pipe.device
-        t, v, n = self.frames, self.views, self.n_frames
         reference_record = None
+        reference = None
         if self.reference is not None:
-            cond_view0, reference_record = self.reference_views(device)
-        print(f"Loading model {self.version} ({self.pipe.ckpt_path or 'no checkpoint'}) on {device} ...", flush=True)
+            reference, reference_record = self.reference_views(device)
+        logger.info("loading model %s (%s) on %s", self.version, self.pipe.ckpt_path or "no checkpoint", device)
         model = self.pipe.load().model
         spec = FOUR_D_VERSIONS[self.version]
-        polar, azimuth = orbit_cameras(self.elevations_deg, self.azimuths_deg, t, self.camera_views, spec.input_view_first)
-        polar, azimuth = polar.to(device), azimuth.to(device)
-        sampler = four_d_sampler(self.version, self.num_steps, t, v, self.verbose)
-        generator = torch.Generator(device).manual_seed(self.seed)
-        overlap = 1 if spec.input_view_first else 0
-        step = max(1, t - overlap)
-        starts = list(range(0, max(1, n - overlap), step)) if t > overlap else [0]
-        padded = starts[-1] + t
-        video = torch.cat([self.video, self.video[-1:].repeat(max(0, padded - n), 1, 1, 1)])
-        views: List[Optional[torch.Tensor]] = [None] * padded  # per frame (V, 3, H, W) in [-1, 1]
-        with self._precision(device):
-            for index, start in enumerate(tqdm(starts, desc="chunks", unit="chunk")):
-                cond_motion = video[start:start + t].to(device)
-                if self.reference is not None:
-                    cond_view, zero = cond_view0.to(device), False
-                elif index == 0:
-                    cond_view, zero = torch.zeros((v, *cond_motion.shape[1:]), device=device), True
-                else:
-                    cond_view, zero = views[start].to(device), False
-                c, uc = condition(model, conditioner_batch(cond_motion, cond_view, polar, azimuth), generator, zero_cond_view=zero)
-                latent = tuple(c["concat"].shape[1:])
-                noise = torch.randn((t * v, *latent), generator=generator, device=device)
-                z = sample_chunk(model, sampler, c, uc, noise, self.knobs, generator=generator)
-                x, _ = decode(model, z, self.decoding_t)
-                x = x.float().cpu().clamp(-1.0, 1.0).reshape(t, v, *x.shape[1:])
-                for i in range(t):
-                    if views[start + i] is None:
-                        views[start + i] = x[i]
-        novel = (torch.stack(views[:n]) + 1.0) / 2.0  # (n, V, 3, H, W) in [0, 1]
+        polar, azimuth = orbit_cameras(self.elevations_deg, self.azimuths_deg, self.frames, self.camera_views,
+                                       spec.input_view_first)
+        run = FourDRun(model, self.version, self.frames, self.views, self.video.to(device), polar.to(device),
+                       azimuth.to(device), self.num_steps, self.decoding_t, torch.Generator(device).manual_seed(self.seed),
+                       self.knobs, None if reference is None else reference.to(device), verbose=True)
+        latent = latent_shape(model, self.video[:1].to(device))
+        loop = sample_sv4d_video if reference is not None else sample_sv4d2_video
+        with torch.no_grad(), self._precision(device):
+            novel = (loop(run, latent) + 1.0) / 2.0  # (n, V, 3, H, W) in [0, 1]
         inputs = (self.video + 1.0) / 2.0
         return self.write(novel, inputs, reference_record)
 
@@ -347,7 +326,6 @@ class FourDPlan:
                 shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
             os.unlink(json_path)
             raise
-        print(f"wrote {base}.mp4, {v} view videos, {n * v} frames and {stem}.json to {self.output_folder}")
         return record
 
     def record(self, files, reference_record, shape) -> Dict[str, Any]:
