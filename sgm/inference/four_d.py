@@ -1,6 +1,14 @@
-"""The 4D sampling scripts' behaviour (scripts/sampling/simple_video_sample_4d.py for SV4D and
-simple_video_sample_4d2.py for SV4D 2.0): read the input video, check everything, sample it a
-chunk of T frames x V views at a time with sgm.inference.sv4d, write the outputs.
+"""SV4D / SV4D 2.0 from Python (FourDPipeline) and the 4D sampling scripts' behaviour
+(scripts/sampling/simple_video_sample_4d.py for SV4D and simple_video_sample_4d2.py for SV4D 2.0):
+read the input video, check everything, sample it a chunk of T frames x V views at a time with
+sgm.inference.sv4d, write the outputs.
+
+    pipe = FourDPipeline.from_config("my_sv4d2.yaml", device="cuda")   # loaded once
+    out = pipe("clip.gif", seed=7, temporal_attn_scale=2.0)            # knobs for this call only
+    out.views   # (N, V, 3, H, W) in [0, 1];  out.record: version, config, seed, cameras, knobs ...
+
+FourDPipeline.sample is the one sampling path: the API's calls, the scripts (FourDPlan.run) and
+4D sweeps (sgm.inference.four_d_sweep) all go through it.
 
 `plan_four_d(...)` makes every check that needs no model (flags, knobs, cameras, config and
 checkpoint files, the input video, the output folder) and raises InputError (one line) on bad
@@ -31,7 +39,7 @@ import shutil
 import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -227,87 +235,378 @@ def _frames_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# The plan and the run
+# The Python API: FourDPipeline
+
+
+def four_d_version(cfg: DictConfig) -> str:
+    """The 4D version a config is: SV4D 2.0 (sv4d2 or sv4d2_8views) when its UNet takes the camera
+    embedding from its own embedding (use_camera_emb, as both SV4D 2.0 configs), else SV4D."""
+    if bool(cfg.model.params.network_config.params.get("use_camera_emb", False)):
+        return four_d2_version(cfg)
+    return "sv4d"
+
+
+def _json(value: Any) -> Any:
+    """`value` with tuples as lists and tensors as lists (for records)."""
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    return value
+
+
+@dataclass(frozen=True)
+class FourDSettings:
+    """One 4D call's settings, validated: seed, steps, decoding chunk, knobs (MotionKnobs over the
+    config's; `knobs_given` as passed), the orbit in degrees and the orbit entries of the V novel
+    views (`camera_views`); SV4D also `reference` (the SV3D stage's CallSettings)."""
+
+    seed: int
+    num_steps: int
+    decoding_t: int
+    knobs: MotionKnobs
+    knobs_given: Dict[str, Any]
+    elevations_deg: List[float]
+    azimuths_deg: List[float]
+    camera_views: List[int]
+    reference: Any = None
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"seed": self.seed, "num_steps": self.num_steps, "decoding_t": self.decoding_t,
+                "motion_knobs": self.knobs.as_dict(), "knobs_given": _json(self.knobs_given),
+                "elevations_deg": self.elevations_deg, "azimuths_deg": self.azimuths_deg}
+
+
+@dataclass
+class FourDOutput:
+    """One sampled video: `views` (N, V, 3, H, W) and `inputs` (N, 3, H, W), float in [0, 1] on the
+    CPU; `record` the JSON-serialisable record of what determines them."""
+
+    views: torch.Tensor
+    inputs: torch.Tensor
+    record: Dict[str, Any]
+
+
+REFERENCE_OPTIONS = {"fps_id": 1, "motion_bucket_id": 300, "cond_aug": None}  # the SV4D script's SV3D-stage defaults
+
+
+def load_video(video: Any, n_frames: int = 21, img_size: int = 576) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    """(frames (N, 3, S, S) in [-1, 1], facts for the record) of a path (read as the 4D scripts read
+    it: n_frames frames cut to their centred square of side img_size) or of a tensor (N, 3, H, W)
+    in [-1, 1] with sides multiples of 64, taken as it is. InputError for anything else."""
+    if isinstance(video, torch.Tensor):
+        if video.dim() != 4 or video.shape[1] != 3 or video.shape[0] < 1:
+            raise InputError(f"a video tensor must be (N, 3, H, W), got shape {tuple(video.shape)}")
+        if video.shape[-1] % SIDE_MULTIPLE or video.shape[-2] % SIDE_MULTIPLE:
+            raise InputError(f"a video tensor's height and width must be multiples of {SIDE_MULTIPLE}, got {tuple(video.shape[-2:])}")
+        video = video.detach().float().cpu()
+        if not torch.isfinite(video).all() or video.min() < -1.0 - 1e-4 or video.max() > 1.0 + 1e-4:
+            raise InputError("a video tensor's values must be finite and in [-1, 1]")
+        n = int(video.shape[0])
+        return video.clamp(-1.0, 1.0), {"path": None, "frames_available": n, "frames_read": n,
+                                        "original_size": [int(video.shape[-1]), int(video.shape[-2])], "padded_frames": 0,
+                                        "size": [int(video.shape[-1]), int(video.shape[-2])]}
+    n_frames = as_int("n_frames", n_frames, minimum=1)
+    size = check_size(img_size)
+    frames, facts = read_video_frames(video, n_frames)
+    facts["size"] = [size, size]
+    return square_frames(frames, size), facts
+
+
+def sv3d_reference_views(stage, frame0: torch.Tensor, settings, views: int) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    """SV4D's reference views: (V, 3, H, W) in [-1, 1] of frame 0 (1, 3, H, W) from the loaded SV3D
+    stage `stage` (a VideoPipeline) called with `settings`, and its record. Its K views are put in
+    upstream's order (input view first) and V picked at even_indices(K, V)."""
+    output = stage.sample(frame0, settings)
+    ordered = torch.roll(output.frames, 1, 0) * 2.0 - 1.0  # input view first, as upstream
+    k = int(ordered.shape[0])
+    picked = even_indices(k, views)
+    record = {"config": stage.config_path, "ckpt_path": stage.ckpt_path, "version": stage.version,
+              "num_frames": k, "picked_views": picked, "settings": settings.as_dict()}
+    return ordered[picked].clamp(-1.0, 1.0), record
+
+
+class FourDPipeline:
+    """An SV4D / SV4D 2.0 model and what its calls fall back on; load once, sample many videos.
+
+        pipe = FourDPipeline.from_config("tests/fixtures/upstream_parity/tiny_sv4d2.yaml",
+                                         "tests/fixtures/upstream_parity/sv4d2_weights.safetensors", device="cpu")
+        out = pipe("clip.gif", n_frames=3, img_size=64, num_steps=2, temporal_attn_scale=2.0)
+        out.views  # (N, V, 3, H, W) in [0, 1]
+
+    SV4D needs the reference views of frame 0: give `reference` (a VideoPipeline of an SV3D-like
+    image-to-K-views model, loaded or planned; a planned one is loaded for each call that uses it
+    and let go after, as the script does) or pass `reference_views` to the call. A call's knobs
+    are in effect for that call only; every draw comes from the call's own seeded generator."""
+
+    def __init__(self, pipe, version: str, frames: int, views: int, reference=None,
+                 reference_options: Optional[Dict[str, Any]] = None):
+        self.pipe = pipe  # VideoPipeline of the 4D model (planned: model None)
+        self.version = version
+        self.frames = frames
+        self.views = views
+        self.reference = reference
+        self.reference_options = {**REFERENCE_OPTIONS, **(reference_options or {})}
+
+    @classmethod
+    def plan(cls, config, ckpt_path=None, device=None, reference=None, progress: bool = False,
+             version: Optional[str] = None, reference_options: Optional[Dict[str, Any]] = None) -> "FourDPipeline":
+        """Every check that needs no model (config, checkpoint file, the reference stage's frame
+        count): a planned pipeline; load() builds it. `version` (sv4d, sv4d2, sv4d2_8views) must
+        match the config's (four_d_version) when given."""
+        from .pipeline import VideoPipeline
+
+        if config is None:
+            raise InputError("give a 4D model config")
+        pipe = VideoPipeline.plan(None, config, ckpt_path, device, progress=progress, check_memory=False)
+        t, v = chunk_shape(pipe.config, pipe.config_path or "the config")
+        found = four_d_version(pipe.config)
+        if version is not None and str(version) != found:
+            raise InputError(f"{pipe.config_path or 'the config'} is an {found} model, not {version}")
+        planned = cls(pipe, found, t, v, None, reference_options)
+        return planned if reference is None else planned.with_reference(reference)
+
+    def with_reference(self, reference) -> "FourDPipeline":
+        """This pipeline with `reference` (a VideoPipeline of an image-to-K-views model, loaded or
+        planned) as its SV4D reference stage; InputError when it cannot serve."""
+        from .pipeline import VideoPipeline
+
+        if not isinstance(reference, VideoPipeline):
+            raise InputError("reference must be a VideoPipeline of the SV3D stage (sgm.inference.VideoPipeline)")
+        if not self.needs_reference:
+            raise InputError(f"{self.version} makes its own reference views; a reference stage applies to SV4D only")
+        if reference.defaults.num_frames < self.views + 1:
+            raise InputError(f"the reference-view model makes {reference.defaults.num_frames} views; SV4D needs at least "
+                             f"{self.views + 1} (the input view and {self.views} views)")
+        return FourDPipeline(self.pipe, self.version, self.frames, self.views, reference, self.reference_options)
+
+    def load(self) -> "FourDPipeline":
+        """This pipeline with its 4D model built (the reference stage kept as it is)."""
+        logger.info("loading model %s (%s) on %s", self.version, self.pipe.ckpt_path or "no checkpoint", self.device)
+        return FourDPipeline(self.pipe.load(), self.version, self.frames, self.views, self.reference, self.reference_options)
+
+    @classmethod
+    def from_config(cls, config, ckpt_path=None, device=None, reference=None, progress: bool = False,
+                    version: Optional[str] = None, reference_options: Optional[Dict[str, Any]] = None) -> "FourDPipeline":
+        """A 4D model config (YAML path, DictConfig or dict) and its checkpoint (or `ckpt_path`),
+        built on `device`; the version (sv4d, sv4d2 or sv4d2_8views) is read from the config."""
+        return cls.plan(config, ckpt_path, device, reference, progress, version, reference_options).load()
+
+    @property
+    def model(self):
+        return self.pipe.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.device
+
+    @property
+    def config_path(self) -> Optional[str]:
+        return self.pipe.config_path
+
+    @property
+    def ckpt_path(self) -> Optional[str]:
+        return self.pipe.ckpt_path
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.version == "sv4d"
+
+    def settings(self, num_steps=None, decoding_t=4, seed=23, elevations_deg=None, azimuths_deg=None, **knobs) -> FourDSettings:
+        """A call's settings, validated (InputError names the first bad one); see __call__."""
+        spec = FOUR_D_VERSIONS[self.version]
+        num_steps = as_int("num_steps", spec.num_steps if num_steps is None else num_steps, minimum=1)
+        decoding_t = as_int("decoding_t", decoding_t, minimum=1)
+        seed = as_seed(seed)
+        resolved = motion_knobs(self.pipe, knobs)
+        v = self.views
+        if self.needs_reference:
+            entries, camera_views = v, list(range(v))
+            k = self.reference.defaults.num_frames if self.reference is not None else v + 1
+            default_azimuths = [float(360.0 * i / k) for i in even_indices(k, v)]
+        else:
+            entries, camera_views = v + 1, list(range(1, v + 1))
+            default_azimuths = [float(360.0 * i / entries) for i in range(entries)]
+        elevations = camera_list("elevations_deg", elevations_deg, entries, [0.0] * entries)
+        azimuths = camera_list("azimuths_deg", azimuths_deg, entries, default_azimuths)
+        reference = None
+        if self.needs_reference and self.reference is not None:
+            ref_kwargs = dict(num_steps=num_steps, seed=seed, decoding_t=decoding_t,
+                              fps_id=as_int("fps_id", self.reference_options["fps_id"], minimum=0),
+                              motion_bucket_id=as_int("motion_bucket_id", self.reference_options["motion_bucket_id"], minimum=0),
+                              cond_aug=self.reference_options["cond_aug"])
+            if self.reference.defaults.camera:
+                ref_kwargs["elevations_deg"] = float(np.mean(elevations))
+            reference = self.reference.settings(**ref_kwargs)
+        return FourDSettings(seed, num_steps, decoding_t, resolved, dict(knobs), elevations, azimuths, camera_views, reference)
+
+    def reference_views(self, video: torch.Tensor, settings: FourDSettings, stage=None) -> Tuple[torch.Tensor, Dict[str, Any]]:
+        """SV4D: the V reference views (V, 3, H, W) in [-1, 1] of frame 0 of `video` and their record,
+        made by `stage` (a loaded SV3D-stage VideoPipeline) or this pipeline's reference stage
+        (loaded for this call when planned)."""
+        if not self.needs_reference:
+            raise InputError(f"{self.version} makes its own reference views")
+        if settings.reference is None:
+            raise InputError("SV4D needs the reference views of frame 0: give the pipeline a reference stage "
+                             "(FourDPipeline.from_config(..., reference=VideoPipeline...)) or pass reference_views (V, 3, H, W)")
+        if stage is None:
+            stage = self.reference
+            if stage.model is None:
+                logger.info("loading the reference-view model (%s) on %s", stage.config_path, stage.device)
+                stage = stage.load()
+        return sv3d_reference_views(stage, video[:1], settings.reference, self.views)
+
+    def _check_reference_views(self, views: Any, video: torch.Tensor) -> torch.Tensor:
+        if not self.needs_reference:
+            raise InputError(f"reference_views apply to SV4D; {self.version} makes its own")
+        shape = (self.views, 3, *video.shape[-2:])
+        if not isinstance(views, torch.Tensor) or tuple(views.shape) != shape:
+            got = tuple(views.shape) if isinstance(views, torch.Tensor) else type(views).__name__
+            raise InputError(f"reference_views must be a tensor {shape} in [-1, 1] (V views of frame 0), got {got}")
+        views = views.detach().float().cpu()
+        if not torch.isfinite(views).all() or views.min() < -1.0 - 1e-4 or views.max() > 1.0 + 1e-4:
+            raise InputError("reference_views must be finite and in [-1, 1]")
+        return views.clamp(-1.0, 1.0)
+
+    def __call__(self, video, seed=23, num_steps=None, decoding_t=4, elevations_deg=None, azimuths_deg=None,
+                 reference_views=None, n_frames=21, img_size=576, **knobs) -> FourDOutput:
+        """Novel views of every frame of `video`: a path (a video file, GIF or folder of frames, its
+        first `n_frames` frames cut to squares of side `img_size`, as the scripts read it) or a
+        tensor (N, 3, H, W) in [-1, 1]. num_steps defaults to the version's (SV4D 20, SV4D 2.0 50).
+        elevations_deg / azimuths_deg: the orbit as the scripts take it. `knobs`: any motion knob
+        (sgm.modules.motion.KNOB_NAMES), validated, in effect for this call only. SV4D:
+        `reference_views` (V, 3, H, W) in [-1, 1], else the reference stage makes them."""
+        if self.model is None:
+            raise RuntimeError("this pipeline is planned, not loaded: call load() first")
+        call = self.settings(num_steps, decoding_t, seed, elevations_deg, azimuths_deg, **knobs)
+        frames, facts = load_video(video, n_frames, img_size)
+        reference, record = None, None
+        if reference_views is not None:
+            reference, record = self._check_reference_views(reference_views, frames), {"given": True}
+        elif self.needs_reference:
+            reference, record = self.reference_views(frames, call)
+        return self.sample(frames, call, reference, record, facts)
+
+    def _precision(self):
+        return torch.autocast("cuda") if self.device.type == "cuda" else nullcontext()
+
+    def sample(self, video: torch.Tensor, settings: FourDSettings, reference_views: Optional[torch.Tensor] = None,
+               reference_record: Optional[Dict[str, Any]] = None, facts: Optional[Dict[str, Any]] = None,
+               progress: bool = False) -> FourDOutput:
+        """Sample `video` (N, 3, H, W) in [-1, 1] with validated `settings` (and, SV4D, its reference
+        views): the one sampling path of the API, the scripts and the sweep."""
+        if self.model is None:
+            raise RuntimeError("this pipeline is planned, not loaded: call load() first")
+        if self.needs_reference and reference_views is None:
+            raise InputError("SV4D needs the reference views of frame 0 (reference_views or a reference stage)")
+        device, model = self.device, self.model
+        spec = FOUR_D_VERSIONS[self.version]
+        polar, azimuth = orbit_cameras(settings.elevations_deg, settings.azimuths_deg, self.frames, settings.camera_views,
+                                       spec.input_view_first)
+        run = FourDRun(model, self.version, self.frames, self.views, video.to(device), polar.to(device), azimuth.to(device),
+                       settings.num_steps, settings.decoding_t, torch.Generator(device).manual_seed(settings.seed),
+                       settings.knobs, None if reference_views is None else reference_views.to(device), verbose=progress)
+        latent = latent_shape(model, video[:1].to(device))
+        loop = sample_sv4d_video if self.needs_reference else sample_sv4d2_video
+        with torch.no_grad(), self._precision():
+            novel = ((loop(run, latent) + 1.0) / 2.0).float().cpu()  # (n, V, 3, H, W) in [0, 1]
+        inputs = (video.float().cpu() + 1.0) / 2.0
+        return FourDOutput(novel, inputs, self.record(settings, tuple(novel.shape), reference_record, facts))
+
+    def record(self, settings: FourDSettings, shape, reference_record, facts) -> Dict[str, Any]:
+        spec = FOUR_D_VERSIONS[self.version]
+        polar, azimuth = orbit_cameras(settings.elevations_deg, settings.azimuths_deg, 1, settings.camera_views,
+                                       spec.input_view_first)
+        return {
+            "version": self.version,
+            "config": self.config_path,
+            "ckpt_path": self.ckpt_path,
+            "device": str(self.device),
+            "frames_per_chunk": self.frames,
+            "views": self.views,
+            "n_frames": int(shape[0]),
+            "output_shape": list(shape),
+            "seed": settings.seed,
+            "num_steps": settings.num_steps,
+            "decoding_t": settings.decoding_t,
+            "sampler": {"guider": spec.guider, "min_cfg": spec.min_cfg, "max_cfg": spec.max_cfg},
+            "cameras": {"elevations_deg": settings.elevations_deg, "azimuths_deg": settings.azimuths_deg,
+                        "camera_views": settings.camera_views, "relative_to_first": spec.input_view_first,
+                        "polar_rad": [float(p) for p in polar], "azimuth_rad": [float(a) for a in azimuth]},
+            "motion_knobs": self.knobs_record(settings.knobs),
+            "knobs_given": _json(settings.knobs_given),
+            "reference_stage": reference_record,
+            "input": facts,
+        }
+
+    @staticmethod
+    def knobs_record(knobs: MotionKnobs) -> Dict[str, Any]:
+        return _json(knobs.as_dict())
+
+
+# --------------------------------------------------------------------------------------------------
+# Output arrays
+
+
+def views_uint8(output: FourDOutput) -> np.ndarray:
+    """The novel views as uint8 (N, V, H, W, 3) (scaled by 255 and truncated, as upstream)."""
+    n, v = output.views.shape[:2]
+    return _frames_uint8(output.views.flatten(0, 1)).reshape(n, v, *output.views.shape[-2:], 3)
+
+
+def grid_frames(output: FourDOutput, per_view: Optional[np.ndarray] = None) -> np.ndarray:
+    """uint8 (N, H, (1 + V) W, 3): each input frame and its V views side by side (the grid video)."""
+    per_view = views_uint8(output) if per_view is None else per_view
+    grid = np.concatenate([_frames_uint8(output.inputs)[:, None], per_view], axis=1)  # (n, 1 + V, H, W, 3)
+    return np.concatenate(list(grid.transpose(1, 0, 2, 3, 4)), axis=2)
+
+
+# --------------------------------------------------------------------------------------------------
+# The scripts' plan and run
 
 
 @dataclass
 class FourDPlan:
-    """A checked 4D run; run() loads, samples and writes."""
+    """A checked 4D script run; run() loads, samples (FourDPipeline.sample) and writes."""
 
     script: str
-    version: str
-    pipe: Any  # planned VideoPipeline of the 4D model
-    frames: int  # T per chunk
-    views: int  # V novel views
+    pipeline: FourDPipeline  # planned
+    call: FourDSettings
     video: torch.Tensor  # (n_frames, 3, S, S) in [-1, 1]
     video_facts: Dict[str, Any]
-    knobs: MotionKnobs
-    knobs_given: Dict[str, Any]
-    num_steps: int
-    seed: int
-    decoding_t: int
     encoding_t: int
-    elevations_deg: List[float]
-    azimuths_deg: List[float]
-    camera_views: List[int]
     output_folder: str
     settings: Dict[str, Any]  # every flag as resolved, for the record and the command
     command: str
     verbose: bool = False
-    reference: Any = None  # SV4D: (planned VideoPipeline, CallSettings) of the SV3D stage
     extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return self.pipeline.version
 
     @property
     def n_frames(self) -> int:
         return int(self.video.shape[0])
 
-    def _precision(self, device: torch.device):
-        return torch.autocast("cuda") if device.type == "cuda" else nullcontext()
-
-    def reference_views(self, device: torch.device) -> Tuple[torch.Tensor, Dict[str, Any]]:
-        """SV4D: the V reference views of frame 0 (V, 3, H, W) in [-1, 1] from the SV3D stage."""
-        planned, settings = self.reference
-        logger.info("loading the reference-view model (%s) on %s", planned.config_path, device)
-        stage = planned.load()
-        output = stage.sample(self.video[:1], settings)
-        del stage
-        views = torch.roll(output.frames, 1, 0) * 2.0 - 1.0  # input view first, as upstream
-        k = int(views.shape[0])
-        picked = even_indices(k, self.views)
-        record = {"config": planned.config_path, "ckpt_path": planned.ckpt_path, "version": planned.version,
-                  "num_frames": k, "picked_views": picked, "settings": settings.as_dict()}
-        return views[picked].clamp(-1.0, 1.0), record
-
     def run(self) -> Dict[str, Any]:
-        device = self.pipe.device
-        reference_record = None
-        reference = None
-        if self.reference is not None:
-            reference, reference_record = self.reference_views(device)
-        logger.info("loading model %s (%s) on %s", self.version, self.pipe.ckpt_path or "no checkpoint", device)
-        model = self.pipe.load().model
-        spec = FOUR_D_VERSIONS[self.version]
-        polar, azimuth = orbit_cameras(self.elevations_deg, self.azimuths_deg, self.frames, self.camera_views,
-                                       spec.input_view_first)
-        run = FourDRun(model, self.version, self.frames, self.views, self.video.to(device), polar.to(device),
-                       azimuth.to(device), self.num_steps, self.decoding_t, torch.Generator(device).manual_seed(self.seed),
-                       self.knobs, None if reference is None else reference.to(device), verbose=True)
-        latent = latent_shape(model, self.video[:1].to(device))
-        loop = sample_sv4d_video if reference is not None else sample_sv4d2_video
-        with torch.no_grad(), self._precision(device):
-            novel = (loop(run, latent) + 1.0) / 2.0  # (n, V, 3, H, W) in [0, 1]
-        inputs = (self.video + 1.0) / 2.0
-        return self.write(novel, inputs, reference_record)
+        reference, reference_record = None, None
+        if self.pipeline.needs_reference:
+            reference, reference_record = self.pipeline.reference_views(self.video, self.call)
+        output = self.pipeline.load().sample(self.video, self.call, reference, reference_record, self.video_facts,
+                                             progress=True)
+        return self.write(output)
 
-    def write(self, novel: torch.Tensor, inputs: torch.Tensor, reference_record) -> Dict[str, Any]:
+    def write(self, output: FourDOutput) -> Dict[str, Any]:
         os.makedirs(self.output_folder, exist_ok=True)
-        n, v = novel.shape[:2]
+        v = output.views.shape[1]
         number, json_path = reserve_number(self.output_folder, lambda stem: {"status": "writing"})
         stem = f"{number:06d}"
         base = os.path.join(self.output_folder, stem)
-        per_view = _frames_uint8(novel.flatten(0, 1)).reshape(n, v, *novel.shape[-2:], 3)
-        grid = np.concatenate([_frames_uint8(inputs)[:, None], per_view], axis=1)  # (n, 1 + V, H, W, 3)
-        grid = np.concatenate(list(grid.transpose(1, 0, 2, 3, 4)), axis=2)  # tiles side by side
+        per_view = views_uint8(output)
+        grid = grid_frames(output, per_view)
         files = {"grid": stem + ".mp4", "view_videos": [f"{stem}_view{k}.mp4" for k in range(v)], "frames": stem + "_frames"}
         written: List[str] = []
         try:
@@ -319,7 +618,9 @@ class FourDPlan:
             written.append(base + ".mp4")
             write_view_pngs(per_view, base + "_frames")
             written.append(base + "_frames")
-            record = self.record(files, reference_record, (n, v, *novel.shape[-2:]))
+            record = {**files, "video_fps": VIDEO_FPS, "script": self.script, **output.record, "settings": self.settings,
+                      **self.extra, "command": self.command,
+                      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
             write_json(record, json_path, overwrite=True)
         except BaseException:
             for path in written:
@@ -327,37 +628,6 @@ class FourDPlan:
             os.unlink(json_path)
             raise
         return record
-
-    def record(self, files, reference_record, shape) -> Dict[str, Any]:
-        spec = FOUR_D_VERSIONS[self.version]
-        polar, azimuth = orbit_cameras(self.elevations_deg, self.azimuths_deg, 1, self.camera_views, spec.input_view_first)
-        return {
-            **files,
-            "video_fps": VIDEO_FPS,
-            "script": self.script,
-            "version": self.version,
-            "config": self.pipe.config_path,
-            "ckpt_path": self.pipe.ckpt_path,
-            "device": str(self.pipe.device),
-            "frames_per_chunk": self.frames,
-            "views": self.views,
-            "n_frames": self.n_frames,
-            "output_shape": list(shape),
-            "seed": self.seed,
-            "num_steps": self.num_steps,
-            "sampler": {"guider": spec.guider, "min_cfg": spec.min_cfg, "max_cfg": spec.max_cfg},
-            "cameras": {"elevations_deg": self.elevations_deg, "azimuths_deg": self.azimuths_deg,
-                        "camera_views": self.camera_views, "relative_to_first": spec.input_view_first,
-                        "polar_rad": [float(p) for p in polar], "azimuth_rad": [float(a) for a in azimuth]},
-            "motion_knobs": self.knobs.as_dict(),
-            "knobs_given": self.knobs_given,
-            "settings": self.settings,
-            "input": self.video_facts,
-            "reference_stage": reference_record,
-            **self.extra,
-            "command": self.command,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        }
 
 
 def write_view_pngs(frames: np.ndarray, folder: str) -> None:
@@ -377,80 +647,60 @@ def write_view_pngs(frames: np.ndarray, folder: str) -> None:
             shutil.rmtree(tmp)
 
 
+def plan_reference(flags: Dict[str, Any], device, progress: bool = False):
+    """SV4D's planned SV3D stage from the flags sv3d_version, sv3d_config, sv3d_ckpt_path."""
+    from .pipeline import VideoPipeline
+
+    sv3d_version = str(flags["sv3d_version"])
+    if sv3d_version not in ("sv3d_u", "sv3d_p"):
+        raise InputError(f"sv3d_version must be sv3d_u or sv3d_p, got {sv3d_version!r}")
+    ref_version = sv3d_version if flags["sv3d_config"] is None else None
+    return VideoPipeline.plan(ref_version, flags["sv3d_config"], flags["sv3d_ckpt_path"], device, progress=progress,
+                              check_memory=False)
+
+
 def plan_four_d(script: str, flags: Dict[str, Any], knobs: Dict[str, Any], command_for) -> FourDPlan:
     """Check a 4D run (flags already parsed by sgm.inference.cli.parse_value; `knobs` the knob
     flags given). `script` is "4d" (SV4D) or "4d2" (SV4D 2.0); `command_for(resolved)` returns the
     command line that reproduces the run from the resolved flags."""
-    from .pipeline import VideoPipeline
-
     if flags.get("remove_bg"):
         raise InputError("remove_bg: background removal is out of scope for sgm-motion; give frames with a plain background")
     if flags.get("image_frame_ratio") is not None:
         raise InputError("image_frame_ratio belongs to background removal and re-framing, which sgm-motion leaves out; "
                          "frame the object in the video yourself")
-    num_steps = as_int("num_steps", flags["num_steps"], minimum=1)
+    as_int("num_steps", flags["num_steps"], minimum=1)
     size = check_size(flags["img_size"])
     n_frames = as_int("n_frames", flags["n_frames"], minimum=1)
-    seed = as_seed(flags["seed"])
-    decoding_t = as_int("decoding_t", flags["decoding_t"], minimum=1)
+    as_seed(flags["seed"])
+    as_int("decoding_t", flags["decoding_t"], minimum=1)
     encoding_t = as_int("encoding_t", flags["encoding_t"], minimum=1)
     device = resolve_device(flags["device"])
     verbose = bool(flags.get("verbose"))
     sv4d = script == "4d"
 
-    default_config = "sv4d" if sv4d else "sv4d2"
     config = flags["config"]
     if config is None:
         from .loading import resolve_config_path
 
-        config = resolve_config_path(default_config)
-    pipe = VideoPipeline.plan(None, config, flags["ckpt_path"], device, progress=verbose, check_memory=False)
-    t, v = chunk_shape(pipe.config, pipe.config_path or "the config")
-    version = "sv4d" if sv4d else four_d2_version(pipe.config)
-    resolved_knobs = motion_knobs(pipe, knobs)
-
+        config = resolve_config_path("sv4d" if sv4d else "sv4d2")
+    pipeline = FourDPipeline.plan(config, flags["ckpt_path"], device, progress=verbose)
+    found = pipeline.version
+    if sv4d != (found == "sv4d"):
+        other = "simple_video_sample_4d.py" if found == "sv4d" else "simple_video_sample_4d2.py"
+        raise InputError(f"{pipeline.config_path or 'the config'} is an {found} model: sample it with {other}")
     if sv4d:
-        entries, camera_views = v, list(range(v))
-    else:
-        entries, camera_views = v + 1, list(range(1, v + 1))
-    reference = None
-    if sv4d:
-        sv3d_version = str(flags["sv3d_version"])
-        if sv3d_version not in ("sv3d_u", "sv3d_p"):
-            raise InputError(f"sv3d_version must be sv3d_u or sv3d_p, got {sv3d_version!r}")
-        ref_version = sv3d_version if flags["sv3d_config"] is None else None
-        ref = VideoPipeline.plan(ref_version, flags["sv3d_config"], flags["sv3d_ckpt_path"], device, progress=verbose,
-                                 check_memory=False)
-        k = ref.defaults.num_frames
-        if k < v + 1:
-            raise InputError(f"the reference-view model makes {k} views; SV4D needs at least {v + 1} (the input view and {v} views)")
-        picked = even_indices(k, v)
-        default_azimuths = [float(360.0 * i / k) for i in picked]
-        elevations = camera_list("elevations_deg", flags["elevations_deg"], entries, [0.0] * entries)
-        azimuths = camera_list("azimuths_deg", flags["azimuths_deg"], entries, default_azimuths)
-        ref_kwargs = dict(num_steps=num_steps, fps_id=as_int("fps_id", flags["fps_id"], minimum=0),
-                          motion_bucket_id=as_int("motion_bucket_id", flags["motion_bucket_id"], minimum=0),
-                          cond_aug=flags["cond_aug"], seed=seed, decoding_t=decoding_t)
-        if ref.defaults.camera:
-            ref_kwargs["elevations_deg"] = float(np.mean(elevations))
-        reference = (ref, ref.settings(**ref_kwargs))
-    else:
-        default_azimuths = [float(360.0 * i / entries) for i in range(entries)]
-        elevations = camera_list("elevations_deg", flags["elevations_deg"], entries, [0.0] * entries)
-        azimuths = camera_list("azimuths_deg", flags["azimuths_deg"], entries, default_azimuths)
-
-    frames, facts = read_video_frames(flags["input_path"], n_frames)
-    video = square_frames(frames, size)
-    facts["size"] = [size, size]
-    folder = str(flags["output_folder"] or os.path.join("outputs", f"simple_video_sample_{script}", version))
+        pipeline.reference_options = {"fps_id": flags["fps_id"], "motion_bucket_id": flags["motion_bucket_id"],
+                                      "cond_aug": flags["cond_aug"]}
+        pipeline = pipeline.with_reference(plan_reference(flags, device, verbose))
+    call = pipeline.settings(flags["num_steps"], flags["decoding_t"], flags["seed"], flags["elevations_deg"],
+                             flags["azimuths_deg"], **knobs)
+    video, facts = load_video(flags["input_path"], n_frames, size)
+    folder = str(flags["output_folder"] or os.path.join("outputs", f"simple_video_sample_{script}", found))
     check_output_folder(folder)
 
-    resolved = {**flags, "num_steps": num_steps, "img_size": size, "n_frames": n_frames, "seed": seed,
-                "decoding_t": decoding_t, "encoding_t": encoding_t, "device": str(device), "output_folder": folder,
-                "elevations_deg": elevations, "azimuths_deg": azimuths}
+    resolved = {**flags, "num_steps": call.num_steps, "img_size": size, "n_frames": n_frames, "seed": call.seed,
+                "decoding_t": call.decoding_t, "encoding_t": encoding_t, "device": str(device), "output_folder": folder,
+                "elevations_deg": call.elevations_deg, "azimuths_deg": call.azimuths_deg}
     settings = {k: val for k, val in resolved.items() if k not in knobs}
-    return FourDPlan(script=script, version=version, pipe=pipe, frames=t, views=v, video=video, video_facts=facts,
-                     knobs=resolved_knobs, knobs_given=dict(knobs), num_steps=num_steps, seed=seed, decoding_t=decoding_t,
-                     encoding_t=encoding_t, elevations_deg=elevations, azimuths_deg=azimuths, camera_views=camera_views,
-                     output_folder=folder, settings=settings, command=command_for({**resolved, **knobs}), verbose=verbose,
-                     reference=reference)
+    return FourDPlan(script=script, pipeline=pipeline, call=call, video=video, video_facts=facts, encoding_t=encoding_t,
+                     output_folder=folder, settings=settings, command=command_for({**resolved, **knobs}), verbose=verbose)
