@@ -250,3 +250,25 @@ class Reference:
 @pytest.fixture(scope="session")
 def reference():
     return Reference
+
+
+# --------------------------------------------------------------------------------------------------
+# 4D inputs
+
+
+@pytest.fixture
+def video_gif(tmp_path):
+    """A 3-frame 64x64 GIF of different random frames (the 4D API and sweep tests' input video)."""
+    import imageio
+
+    rng = np.random.default_rng(0)
+    frames = [(rng.random((64, 64, 3)) * 255).astype(np.uint8) for _ in range(3)]
+    path = tmp_path / "clip.gif"
+    imageio.mimsave(str(path), frames, duration=0.1)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_4d2_script():
+    """scripts/sampling/simple_video_sample_4d2.py as a module."""
+    return load_script(REPO / "scripts" / "sampling" / "simple_video_sample_4d2.py")
