@@ -5,7 +5,8 @@
 As upstream's script, SV4D first makes the reference views of frame 0 with SV3D (--sv3d_version
 sv3d_u or sv3d_p), then samples the video a chunk of T frames x V views at a time (released model:
 T 5 x V 8), every chunk conditioned on those reference views (sgm.inference.four_d documents the
-chunk loop: one sample per chunk, upstream's dense per-step interleaving is not done). The frames
+chunk loop: anchor frames, then upstream's dense per-step forward/backward sampling between them).
+From Python the same run is sgm.inference.four_d.FourDPipeline. The frames
 are cut to their centred square and resized to img_size; the first n_frames frames are used,
 padded with the last one when the video is shorter.
 

@@ -342,13 +342,14 @@ class FourDPipeline:
     are in effect for that call only; every draw comes from the call's own seeded generator."""
 
     def __init__(self, pipe, version: str, frames: int, views: int, reference=None,
-                 reference_options: Optional[Dict[str, Any]] = None):
+                 reference_options: Optional[Dict[str, Any]] = None, progress: bool = False):
         self.pipe = pipe  # VideoPipeline of the 4D model (planned: model None)
         self.version = version
         self.frames = frames
         self.views = views
         self.reference = reference
         self.reference_options = {**REFERENCE_OPTIONS, **(reference_options or {})}
+        self.progress = bool(progress)  # bars over a call's chunks
 
     @classmethod
     def plan(cls, config, ckpt_path=None, device=None, reference=None, progress: bool = False,
@@ -365,7 +366,7 @@ class FourDPipeline:
         found = four_d_version(pipe.config)
         if version is not None and str(version) != found:
             raise InputError(f"{pipe.config_path or 'the config'} is an {found} model, not {version}")
-        planned = cls(pipe, found, t, v, None, reference_options)
+        planned = cls(pipe, found, t, v, None, reference_options, progress)
         return planned if reference is None else planned.with_reference(reference)
 
     def with_reference(self, reference) -> "FourDPipeline":
@@ -380,12 +381,13 @@ class FourDPipeline:
         if reference.defaults.num_frames < self.views + 1:
             raise InputError(f"the reference-view model makes {reference.defaults.num_frames} views; SV4D needs at least "
                              f"{self.views + 1} (the input view and {self.views} views)")
-        return FourDPipeline(self.pipe, self.version, self.frames, self.views, reference, self.reference_options)
+        return FourDPipeline(self.pipe, self.version, self.frames, self.views, reference, self.reference_options, self.progress)
 
     def load(self) -> "FourDPipeline":
         """This pipeline with its 4D model built (the reference stage kept as it is)."""
         logger.info("loading model %s (%s) on %s", self.version, self.pipe.ckpt_path or "no checkpoint", self.device)
-        return FourDPipeline(self.pipe.load(), self.version, self.frames, self.views, self.reference, self.reference_options)
+        return FourDPipeline(self.pipe.load(), self.version, self.frames, self.views, self.reference, self.reference_options,
+                             self.progress)
 
     @classmethod
     def from_config(cls, config, ckpt_path=None, device=None, reference=None, progress: bool = False,
@@ -487,7 +489,7 @@ class FourDPipeline:
             reference, record = self._check_reference_views(reference_views, frames), {"given": True}
         elif self.needs_reference:
             reference, record = self.reference_views(frames, call)
-        return self.sample(frames, call, reference, record, facts)
+        return self.sample(frames, call, reference, record, facts, progress=self.progress)
 
     def _precision(self):
         return torch.autocast("cuda") if self.device.type == "cuda" else nullcontext()
