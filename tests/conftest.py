@@ -43,6 +43,16 @@ def one_thread_per_worker():
         torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (use with pytest.mark.usefixtures): the tiny models
+    sample fastest so, and 2 shared cores are not oversubscribed."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def paths():
     return Paths

@@ -33,24 +33,12 @@ def script_4d2():
     return _load(SCRIPT_4D2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def gif(tmp_path):
-    """A 3-frame 64x64 GIF (different frames)."""
-    import imageio
-
-    rng = np.random.default_rng(0)
-    frames = [(rng.random((64, 64, 3)) * 255).astype(np.uint8) for _ in range(3)]
-    path = tmp_path / "in.gif"
-    imageio.mimsave(str(path), frames, duration=0.1)
-    return path
+def gif(video_gif):
+    return video_gif
 
 
 def args_4d2(input_path, out, *extra, config="tiny_sv4d2.yaml"):

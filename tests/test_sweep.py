@@ -90,13 +90,7 @@ def painted_sample(pipe, image, settings):
     return VideoOutput(frames, torch.zeros(settings.num_frames, 4, h // 8, w // 8), None, build_record(pipe, settings, image.facts, None))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model samples fastest on one thread, and 2 shared cores are not oversubscribed."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -36,7 +36,6 @@ import datetime
 import logging
 import os
 import shutil
-import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -49,7 +48,7 @@ from PIL import Image, ImageSequence
 from ..modules.motion import SAMPLING_KNOB_NAMES, MotionKnobs
 from .checks import InputError, as_float, as_int, as_number_list, as_seed, one_line, resolve_device
 from .images import IMAGE_SUFFIXES, to_rgb
-from .outputs import check_output_folder, reserve_number, write_json, write_mp4
+from .outputs import check_output_folder, reserve_number, write_json, write_mp4, write_pngs
 from .sv4d import FOUR_D_VERSIONS, FourDRun, latent_shape, orbit_cameras, sample_sv4d2_video, sample_sv4d_video
 
 logger = logging.getLogger(__name__)
@@ -634,19 +633,7 @@ class FourDPlan:
 
 def write_view_pngs(frames: np.ndarray, folder: str) -> None:
     """Folder `folder` of t<TTT>_v<K>.png for uint8 frames (n, V, H, W, 3), created whole or not at all."""
-    tmp = tempfile.mkdtemp(prefix=".partial-", dir=os.path.dirname(folder) or ".")
-    try:
-        for t, row in enumerate(frames):
-            for k, frame in enumerate(row):
-                Image.fromarray(frame).save(os.path.join(tmp, f"t{t:03d}_v{k}.png"), format="PNG")
-        os.rename(tmp, folder)  # fails if `folder` exists and is not empty
-    except OSError:
-        if os.path.lexists(folder):
-            raise OSError(f"refusing to overwrite {folder}") from None
-        raise
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+    write_pngs(((f"t{t:03d}_v{k}.png", frame) for t, row in enumerate(frames) for k, frame in enumerate(row)), folder)
 
 
 def plan_reference(flags: Dict[str, Any], device, progress: bool = False):

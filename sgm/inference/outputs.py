@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Iterable, Tuple
 
 import numpy as np
 from PIL import Image
@@ -125,12 +125,12 @@ def read_npz(path: str) -> np.ndarray:
         return data["frames"]
 
 
-def write_frame_pngs(frames: np.ndarray, folder: str) -> None:
-    """Folder `folder` of 000.png, 001.png, ... (uint8 frames (T, H, W, 3)), created whole or not at all."""
+def write_pngs(images: Iterable[Tuple[str, np.ndarray]], folder: str) -> None:
+    """Folder `folder` of the (file name, uint8 (H, W, 3) image) pairs, created whole or not at all."""
     tmp = tempfile.mkdtemp(prefix=".partial-", dir=os.path.dirname(folder) or ".")
     try:
-        for t, frame in enumerate(frames):
-            Image.fromarray(frame).save(os.path.join(tmp, f"{t:03d}.png"), format="PNG")
+        for name, image in images:
+            Image.fromarray(image).save(os.path.join(tmp, name), format="PNG")
         os.rename(tmp, folder)  # fails if `folder` exists and is not empty
     except OSError:
         if os.path.lexists(folder):
@@ -139,6 +139,11 @@ def write_frame_pngs(frames: np.ndarray, folder: str) -> None:
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
+
+
+def write_frame_pngs(frames: np.ndarray, folder: str) -> None:
+    """Folder `folder` of 000.png, 001.png, ... (uint8 frames (T, H, W, 3)), created whole or not at all."""
+    write_pngs(((f"{t:03d}.png", frame) for t, frame in enumerate(frames)), folder)
 
 
 def reserve_number(folder: str, make_record: Callable[[str], Dict[str, Any]]) -> Tuple[int, str]:
