@@ -282,3 +282,9 @@ def video_gif(tmp_path):
 def sample_4d2_script():
     """scripts/sampling/simple_video_sample_4d2.py as a module."""
     return load_script(REPO / "scripts" / "sampling" / "simple_video_sample_4d2.py")
+
+
+@pytest.fixture(scope="session")
+def sample_4d_script():
+    """scripts/sampling/simple_video_sample_4d.py as a module."""
+    return load_script(REPO / "scripts" / "sampling" / "simple_video_sample_4d.py")

@@ -1,7 +1,6 @@
 """The 4D sampling scripts end to end on the tiny SV4D / SV4D 2.0 models (CPU, 2 steps, a 3-frame
 64x64 GIF): outputs and their counts, the JSON record, same seed -> same frames, a knob changes
 them; and bad input as one `error:` line with exit status 2 and nothing written."""
-import importlib.util
 import json
 import shlex
 from pathlib import Path
@@ -16,21 +15,14 @@ SCRIPT_4D = REPO / "scripts" / "sampling" / "simple_video_sample_4d.py"
 SCRIPT_4D2 = REPO / "scripts" / "sampling" / "simple_video_sample_4d2.py"
 
 
-def _load(path):
-    spec = importlib.util.spec_from_file_location(path.stem + "_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def script_4d(sample_4d_script):
+    return sample_4d_script
 
 
 @pytest.fixture(scope="module")
-def script_4d():
-    return _load(SCRIPT_4D)
-
-
-@pytest.fixture(scope="module")
-def script_4d2():
-    return _load(SCRIPT_4D2)
+def script_4d2(sample_4d2_script):
+    return sample_4d2_script
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
