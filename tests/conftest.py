@@ -105,6 +105,12 @@ def load_script(path: Path):
 
 
 @pytest.fixture(scope="session")
+def script_loader():
+    """load_script, for modules that load a script of their own (benchmarks)."""
+    return load_script
+
+
+@pytest.fixture(scope="session")
 def sample_script():
     return load_script(Paths.sample_script)
 
