@@ -63,9 +63,12 @@ def _not_found(path: str, version: Optional[str]) -> str:
     """The message for a missing checkpoint: where it was looked for and how to get one."""
     places = dict.fromkeys([os.path.abspath(path), os.path.abspath(os.path.join(PACKAGE_PARENT, path))])
     where = " or ".join(places)
-    model = RELEASED_WEIGHTS.get(version or "")
+    name = version or os.path.splitext(os.path.basename(path))[0]  # a released file keeps its version's name
+    model = RELEASED_WEIGHTS.get(name)
     fetch = (f"download {os.path.basename(path)} from the Hugging Face model {model} (sgm-motion never downloads weights) "
              f"and put it there or pass --ckpt_path" if model else "pass --ckpt_path with a checkpoint made for this config")
+    if name.startswith("sv4d"):
+        return f"checkpoint not found: {path} (looked for {where}); {fetch}"
     return f"checkpoint not found: {path} (looked for {where}); {fetch}; --version toy_svd runs at once, its weights ship with the package"
 
 

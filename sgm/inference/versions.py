@@ -32,6 +32,9 @@ RELEASED_WEIGHTS: Dict[str, str] = {
     "svd_xt_1_1": "stabilityai/stable-video-diffusion-img2vid-xt-1-1",
     "sv3d_u": "stabilityai/sv3d",
     "sv3d_p": "stabilityai/sv3d",
+    "sv4d": "stabilityai/sv4d",
+    "sv4d2": "stabilityai/sv4d2.0",
+    "sv4d2_8views": "stabilityai/sv4d2.0",
 }
 COND_AUG = 0.02
 SV3D_COND_AUG = 1e-5
