@@ -26,6 +26,11 @@ class BasicTransformerTimeMixBlock(VideoTransformerBlock):
     `timesteps` = S the sequence length (upstream's name for SV4D's view and motion blocks)."""
 
 
+def view_knobs(knobs: MotionKnobs) -> MotionKnobs:
+    """The knobs of the attention over views: s = s_v (view_attn_scale), nothing else."""
+    return MotionKnobs(temporal_attn_scale=knobs.view_attn_scale)
+
+
 def _mlp(dim_in: int, dim_hidden: int, dim_out: int) -> nn.Sequential:
     return nn.Sequential(linear(dim_in, dim_hidden), nn.SiLU(), linear(dim_hidden, dim_out))
 
@@ -104,7 +109,7 @@ class PostHocSpatialTransformerWithTimeMixingAndMotion(SpatialTransformer):
                 motion_knobs=knobs,
             )
 
-        self.time_mix_blocks = nn.ModuleList([mix_block(view_context_dim, MotionKnobs()) for _ in range(depth)])
+        self.time_mix_blocks = nn.ModuleList([mix_block(view_context_dim, view_knobs(motion_knobs)) for _ in range(depth)])
         self.motion_blocks = nn.ModuleList(
             [mix_block(motion_context_dim, motion_knobs.for_stage(stage)) for _ in range(depth)]
         )
@@ -120,19 +125,17 @@ class PostHocSpatialTransformerWithTimeMixingAndMotion(SpatialTransformer):
             self.time_mixer_motion = AlphaBlender(alpha=merge_factor_motion, merge_strategy=merge_strategy)
         self.motion_knobs = motion_knobs
         self.stage = stage
-        self.set_motion_knobs(motion_knobs)
 
     def set_motion_knobs(self, knobs: MotionKnobs) -> None:
         """Use `knobs`: the frame knobs (stage-limited as in this transformer's stage) on every motion
         attention and the frame embedding, view_attn_scale on every view attention."""
         self.motion_knobs = knobs
-        view_knobs = MotionKnobs(temporal_attn_scale=knobs.view_attn_scale)
         for block in self.motion_blocks:
             if block.attn1.motion_knobs is not None:
                 block.attn1.motion_knobs = knobs.for_stage(self.stage)
         for block in self.time_mix_blocks:
             if block.attn1.motion_knobs is not None:
-                block.attn1.motion_knobs = view_knobs
+                block.attn1.motion_knobs = view_knobs(knobs)
 
     def _embedding(self, mlp: nn.Module, positions: torch.Tensor, batch: int) -> torch.Tensor:
         """MLP of the sinusoid of `positions` (L,), for each of `batch` rows -> (batch*L, 1, C)."""

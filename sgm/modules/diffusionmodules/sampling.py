@@ -117,7 +117,6 @@ class EulerEDMSampler(EDMSampler):
     """First-order (Euler) EDM sampler."""
 
 
-
 class HeunEDMSampler(EDMSampler):
     """Second-order (Heun) EDM sampler: each Euler step is corrected with the derivative at its end,
     except the last one (to sigma = 0)."""

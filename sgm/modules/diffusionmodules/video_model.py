@@ -370,11 +370,7 @@ class VideoUNet(nn.Module):
         num_video_frames: Optional[int] = None,
         image_only_indicator: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        if (y is not None) != (self.num_classes is not None):
-            raise ValueError("y must be given exactly when the model is class-conditional (num_classes set)")
-        emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
-        if self.num_classes is not None:
-            emb = emb + self.label_emb(y)
+        emb = self.embedding(timesteps, y)
         extra = dict(
             context=context,
             image_only_indicator=image_only_indicator,
@@ -382,6 +378,13 @@ class VideoUNet(nn.Module):
             num_video_frames=num_video_frames,
         )
         return self.run_blocks(x, emb, extra)
+
+    def embedding(self, timesteps: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+        """(N, 4 * model_channels): the time embedding, plus the label embedding of y when class-conditional."""
+        if (y is not None) != (self.num_classes is not None):
+            raise ValueError("y must be given exactly when the model is class-conditional (num_classes set)")
+        emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
+        return emb + self.label_emb(y) if self.num_classes is not None else emb
 
     def run_blocks(self, x: torch.Tensor, emb: torch.Tensor, extra: dict) -> torch.Tensor:
         """Input blocks, middle block, output blocks (with skips) and the output head."""
@@ -556,12 +559,8 @@ class SpatialUNetModelWithTime(VideoUNet):
         cond_view: Optional[torch.Tensor] = None,
         cond_motion: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        if (y is not None) != (self.num_classes is not None):
-            raise ValueError("y must be given exactly when the model is class-conditional (num_classes set)")
         if context is None or cond_view is None:
             raise ValueError("SpatialUNetModelWithTime needs context (B, T, D) and cond_view (B*V, C, H, W)")
-        emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
-        if self.num_classes is not None:
-            emb = emb + self.label_emb(y)
+        emb = self.embedding(timesteps, y)
         extra = dict(context=context, num_video_frames=num_video_frames, cond_view=cond_view)
         return self.run_blocks(x, emb, extra)

@@ -251,16 +251,18 @@ class VideoPredictionEmbedderWithEncoder(AbstractEmbModel):
     takes_generator = True
 
     def forward(self, vid: torch.Tensor, generator: Optional[torch.Generator] = None):
-        """`generator` (CPU) draws the sigma sampler's normals and the noise; None: torch's global one."""
+        """`generator` draws the sigma sampler's normals and the noise (on its device and on the frames'
+        device; None: torch's global generators)."""
         sigma_cond = None
         if self.sigma_sampler is not None:
             b = vid.shape[0] // self.n_cond_frames
-            sigmas = self.sigma_sampler(b, rand=torch.randn((b,), generator=generator)).to(vid.device)
+            normals = torch.randn((b,), generator=generator, device=None if generator is None else generator.device)
+            sigmas = self.sigma_sampler(b, rand=normals).to(vid.device)
             if self.sigma_cond is not None:
                 rows = self.n_copies if self.n_cond_frames == 1 else self.n_cond_frames
                 sigma_cond = repeat(self.sigma_cond(sigmas), "b d -> (b t) d", t=rows)
             sigmas = repeat(sigmas, "b -> (b t)", t=self.n_cond_frames)
-            noise = torch.randn(vid.shape, generator=generator, dtype=vid.dtype).to(vid.device)
+            noise = torch.randn(vid.shape, generator=generator, device=vid.device, dtype=vid.dtype)
             vid = vid + append_dims(sigmas, vid.ndim) * noise
         step = self.en_and_decode_n_samples_a_time or vid.shape[0]
         autocast = torch.autocast("cuda", enabled=not self.disable_encoder_autocast) if vid.is_cuda else nullcontext()
