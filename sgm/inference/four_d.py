@@ -37,7 +37,7 @@ import logging
 import os
 import shutil
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -47,8 +47,8 @@ from PIL import Image, ImageSequence
 
 from ..modules.motion import SAMPLING_KNOB_NAMES, MotionKnobs
 from .checks import InputError, as_float, as_int, as_number_list, as_seed, one_line, resolve_device
-from .images import IMAGE_SUFFIXES, to_rgb
-from .outputs import check_output_folder, reserve_number, write_json, write_mp4, write_pngs
+from .images import IMAGE_SUFFIXES, frames_to_uint8, to_rgb
+from .outputs import check_output_folder, plain_json, reserve_number, write_json, write_mp4, write_pngs
 from .sv4d import FOUR_D_VERSIONS, FourDRun, latent_shape, orbit_cameras, sample_sv4d2_video, sample_sv4d_video
 
 logger = logging.getLogger(__name__)
@@ -228,11 +228,6 @@ def even_indices(k: int, v: int) -> List[int]:
     return [int(j * k / (v + 1) + 0.5) for j in range(1, v + 1)]
 
 
-def _frames_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8 (scaled by 255 and truncated, as upstream)."""
-    return (images.permute(0, 2, 3, 1).float() * 255).cpu().numpy().astype(np.uint8)
-
-
 # --------------------------------------------------------------------------------------------------
 # The Python API: FourDPipeline
 
@@ -243,17 +238,6 @@ def four_d_version(cfg: DictConfig) -> str:
     if bool(cfg.model.params.network_config.params.get("use_camera_emb", False)):
         return four_d2_version(cfg)
     return "sv4d"
-
-
-def _json(value: Any) -> Any:
-    """`value` with tuples as lists and tensors as lists (for records)."""
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    return value
 
 
 @dataclass(frozen=True)
@@ -274,7 +258,7 @@ class FourDSettings:
 
     def as_dict(self) -> Dict[str, Any]:
         return {"seed": self.seed, "num_steps": self.num_steps, "decoding_t": self.decoding_t,
-                "motion_knobs": self.knobs.as_dict(), "knobs_given": _json(self.knobs_given),
+                "motion_knobs": self.knobs.as_dict(), "knobs_given": plain_json(self.knobs_given),
                 "elevations_deg": self.elevations_deg, "azimuths_deg": self.azimuths_deg}
 
 
@@ -536,15 +520,11 @@ class FourDPipeline:
             "cameras": {"elevations_deg": settings.elevations_deg, "azimuths_deg": settings.azimuths_deg,
                         "camera_views": settings.camera_views, "relative_to_first": spec.input_view_first,
                         "polar_rad": [float(p) for p in polar], "azimuth_rad": [float(a) for a in azimuth]},
-            "motion_knobs": self.knobs_record(settings.knobs),
-            "knobs_given": _json(settings.knobs_given),
+            "motion_knobs": settings.knobs.as_dict(),
+            "knobs_given": plain_json(settings.knobs_given),
             "reference_stage": reference_record,
             "input": facts,
         }
-
-    @staticmethod
-    def knobs_record(knobs: MotionKnobs) -> Dict[str, Any]:
-        return _json(knobs.as_dict())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -554,13 +534,13 @@ class FourDPipeline:
 def views_uint8(output: FourDOutput) -> np.ndarray:
     """The novel views as uint8 (N, V, H, W, 3) (scaled by 255 and truncated, as upstream)."""
     n, v = output.views.shape[:2]
-    return _frames_uint8(output.views.flatten(0, 1)).reshape(n, v, *output.views.shape[-2:], 3)
+    return frames_to_uint8(output.views.flatten(0, 1)).reshape(n, v, *output.views.shape[-2:], 3)
 
 
 def grid_frames(output: FourDOutput, per_view: Optional[np.ndarray] = None) -> np.ndarray:
     """uint8 (N, H, (1 + V) W, 3): each input frame and its V views side by side (the grid video)."""
     per_view = views_uint8(output) if per_view is None else per_view
-    grid = np.concatenate([_frames_uint8(output.inputs)[:, None], per_view], axis=1)  # (n, 1 + V, H, W, 3)
+    grid = np.concatenate([frames_to_uint8(output.inputs)[:, None], per_view], axis=1)  # (n, 1 + V, H, W, 3)
     return np.concatenate(list(grid.transpose(1, 0, 2, 3, 4)), axis=2)
 
 
@@ -577,12 +557,9 @@ class FourDPlan:
     call: FourDSettings
     video: torch.Tensor  # (n_frames, 3, S, S) in [-1, 1]
     video_facts: Dict[str, Any]
-    encoding_t: int
     output_folder: str
     settings: Dict[str, Any]  # every flag as resolved, for the record and the command
     command: str
-    verbose: bool = False
-    extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -620,7 +597,7 @@ class FourDPlan:
             write_view_pngs(per_view, base + "_frames")
             written.append(base + "_frames")
             record = {**files, "video_fps": VIDEO_FPS, "script": self.script, **output.record, "settings": self.settings,
-                      **self.extra, "command": self.command,
+                      "command": self.command,
                       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
             write_json(record, json_path, overwrite=True)
         except BaseException:
@@ -691,5 +668,5 @@ def plan_four_d(script: str, flags: Dict[str, Any], knobs: Dict[str, Any], comma
                 "decoding_t": call.decoding_t, "encoding_t": encoding_t, "device": str(device), "output_folder": folder,
                 "elevations_deg": call.elevations_deg, "azimuths_deg": call.azimuths_deg}
     settings = {k: val for k, val in resolved.items() if k not in knobs}
-    return FourDPlan(script=script, pipeline=pipeline, call=call, video=video, video_facts=facts, encoding_t=encoding_t,
-                     output_folder=folder, settings=settings, command=command_for({**resolved, **knobs}), verbose=verbose)
+    return FourDPlan(script=script, pipeline=pipeline, call=call, video=video, video_facts=facts,
+                     output_folder=folder, settings=settings, command=command_for({**resolved, **knobs}))

@@ -85,22 +85,21 @@ class FourDSweep:
                 logger.info("loading the reference-view model (%s) on %s", stage.config_path, stage.device)
                 stage = stage.load()
             for cell in self.cells:
-                key = json.dumps(cell.settings.reference.as_dict(), sort_keys=True, default=str)
+                key = _reference_key(cell)
                 if key not in references:
                     say(f"reference views for seed {cell.settings.seed}")
                     references[key] = self.pipeline.reference_views(self.video, cell.settings, stage)
             del stage
         loaded = self.pipeline.load()
         os.makedirs(self.folder, exist_ok=True)
-        sheet_videos, labels, records = [], [], []
+        sheet_videos, labels = [], []
         for cell in self.cells:
             say(f"cell {cell.index + 1}/{len(self.cells)}: {cell.name}")
             reference = (None, None)
             if self.pipeline.needs_reference:
-                reference = references[json.dumps(cell.settings.reference.as_dict(), sort_keys=True, default=str)]
+                reference = references[_reference_key(cell)]
             output = loaded.sample(self.video, cell.settings, *reference, self.facts)
             grid = self.save_cell(cell, output)
-            records.append(cell.name)
             sheet_videos.append(grid)
             labels.append(cell.label)
         summary = {"script": "scripts/sampling/sweep.py", "command": self.command, "version": self.pipeline.version,
@@ -128,6 +127,11 @@ class FourDSweep:
                   "command": self.cell_command(cell), "sweep_command": self.command, "created": _now()}
         write_json(record, base + ".json")
         return grid
+
+
+def _reference_key(cell: Cell) -> str:
+    """Cells whose SV3D-stage settings are equal share its reference views."""
+    return json.dumps(cell.settings.reference.as_dict(), sort_keys=True, default=str)
 
 
 def _plain(value: Any) -> Any:

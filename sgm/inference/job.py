@@ -32,7 +32,7 @@ from ..modules.motion import ALL_KNOB_NAMES, STAGE_KNOBS
 from .checks import InputError
 from .cli import SAMPLE_SCRIPT, command_line
 from .images import ConditioningImage, conditioning_image, frames_to_uint8, sampled_size
-from .outputs import check_output_folder, read_npz, write_frame_pngs, write_gif, write_json, write_mp4, write_npz, write_png
+from .outputs import check_output_folder, plain_json, read_npz, write_frame_pngs, write_gif, write_json, write_mp4, write_npz, write_png
 from .pipeline import VideoOutput, VideoPipeline
 from .record import build_record, package_versions
 from .settings import CALL_PARAMS, CAMERA_PARAMS, CallSettings
@@ -45,11 +45,6 @@ MANIFEST_JSON = "manifest.json"
 # the rank that made an item does not matter)
 IDENTITY_KEYS = ("version", "config_path", "ckpt_path", "device", "dtype", "image_sha256", *CALL_PARAMS,
                  "motion_knobs", "sampling_knobs", "sv3d_angles")
-
-
-def _json(value: Any) -> Any:
-    """`value` as JSON gives it back (tuples become lists)."""
-    return json.loads(json.dumps(value))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -161,7 +156,7 @@ class Job:
 
     def identity(self, item: Item) -> Dict[str, Any]:
         """What a record of `item` must hold to be reused (identity_of the record it would get)."""
-        return identity_of(_json(build_record(self.pipe, item.cell.settings, item.image.facts, None)))
+        return identity_of(plain_json(build_record(self.pipe, item.cell.settings, item.image.facts, None)))
 
     def command(self) -> str:
         """The command line of this job (axes from the grid file left to --grid)."""
@@ -280,7 +275,7 @@ def save_item(job: Job, item: Item, image: ConditioningImage, output: VideoOutpu
     if job.outputs["save_frames"]:
         _remove_stale(item.path(job.folder, "_frames"))
         write_frame_pngs(video, item.path(job.folder, "_frames"))
-    record = _json({
+    record = plain_json({
         "video": item.id + ".mp4", "frames": item.id + ".npz", "gif": item.id + ".gif" if job.outputs["gif"] else None,
         "frame_pngs": item.id + "_frames" if job.outputs["save_frames"] else None,
         "image": item.image.file, "video_fps": fps, "video_fps_rule": "fps_id + 1", "input_path": item.image.path,
@@ -327,7 +322,7 @@ def _complete_outputs(job: Job, item: Item, record: Dict[str, Any], video: np.nd
 
 
 def _summary(job: Job) -> Dict[str, Any]:
-    return _json({
+    return plain_json({
         "command": job.command(), "axes": job.axes, "fixed": job.fixed,
         "cells": [{"index": c.index, "name": c.name, "values": c.values} for c in job.cells],
         "images": [{"index": i.index, "path": i.path, "tag": i.tag, "file": i.file, **{f"image_{k}": v for k, v in i.facts.items()}}
@@ -343,7 +338,7 @@ def write_manifest(job: Job, records: Dict[str, Dict[str, Any]]) -> Dict[str, An
     rows = [{"index": i.index, "id": i.id, "image": i.image.path, "image_tag": i.image.tag, "cell": i.cell.name,
              "values": i.cell.values, "seed": i.cell.settings.seed, "status": "done" if i.id in records else "missing",
              "record": i.id + ".json" if i.id in records else None} for i in job.items]
-    manifest = _json({"command": job.command(), "total": len(rows), "done": len(records), "missing": len(rows) - len(records),
+    manifest = plain_json({"command": job.command(), "total": len(rows), "done": len(records), "missing": len(rows) - len(records),
                       "items": rows})
     write_json(manifest, os.path.join(job.folder, MANIFEST_JSON), overwrite=True)
     return manifest
@@ -400,7 +395,7 @@ def collect(job: Job, say: Callable[[str], None] = lambda line: None) -> JobResu
     manifest = write_manifest(job, {item.id: record for item, record in zip(done, records)})
     layouts, plots = write_views(job, done, videos, records) if done else ({}, [])
     if job.is_sweep:
-        write_json(_json({**_summary(job), **layouts}), os.path.join(job.folder, SWEEP_JSON), overwrite=True)
+        write_json(plain_json({**_summary(job), **layouts}), os.path.join(job.folder, SWEEP_JSON), overwrite=True)
     missing = [row["id"] for row in manifest["items"] if row["status"] == "missing"]
     if missing:
         say(f"{len(missing)} of {len(job.items)} items are missing ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "

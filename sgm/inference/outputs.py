@@ -20,6 +20,11 @@ from .images import frames_to_uint8
 NUMBERED = re.compile(r"^(\d{6,})[._]")
 
 
+def plain_json(value: Any) -> Any:
+    """`value` as JSON gives it back (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
 def check_output_folder(folder: str) -> None:
     """Refuse (InputError) an output folder that is not a folder or cannot be created and written:
     a file is created and removed in it or, while it does not exist, in its nearest existing parent
