@@ -13,7 +13,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..modules.diffusionmodules.guiders import LinearPredictionGuider, SpatiotemporalPredictionGuider
 from ..modules.diffusionmodules.sampling import EulerEDMSampler
 from ..modules.motion import MotionKnobs
 
@@ -46,18 +45,17 @@ def four_d_sampler(version: str, num_steps: int, frames: int, views: int, verbos
     """Upstream's 4D sampler: Euler EDM (sigma 0.002 .. 700, rho 7, no churn) with the version's
     guider over the T*V rows (cond_view and cond_motion guided as well)."""
     v = FOUR_D_VERSIONS[version]
-    rows = frames * views
+    guiders = "sgm.modules.diffusionmodules.guiders."
+    params = {"max_scale": v.max_cfg, "num_frames": frames * views, "additional_cond_keys": GUIDED_KEYS}
     if v.guider == "spatiotemporal":
-        guider = SpatiotemporalPredictionGuider(v.max_cfg, rows, views, v.min_cfg, GUIDED_KEYS)
+        guider = {"target": guiders + "SpatiotemporalPredictionGuider", "params": {**params, "num_views": views, "min_scale": v.min_cfg}}
     else:
-        guider = LinearPredictionGuider(v.max_cfg, rows, additional_cond_keys=GUIDED_KEYS)
-    sampler = EulerEDMSampler(
-        s_churn=0.0, s_tmin=0.0, s_tmax=999.0, s_noise=1.0, num_steps=num_steps, verbose=verbose,
+        guider = {"target": guiders + "LinearPredictionGuider", "params": params}
+    return EulerEDMSampler(
+        s_churn=0.0, s_tmin=0.0, s_tmax=999.0, s_noise=1.0, num_steps=num_steps, verbose=verbose, guider_config=guider,
         discretization_config={"target": "sgm.modules.diffusionmodules.discretizer.EDMDiscretization",
                                "params": {"sigma_min": SIGMA_MIN, "sigma_max": SIGMA_MAX, "rho": RHO}},
     )
-    sampler.guider = guider
-    return sampler
 
 
 def orbit_cameras(elevations_deg: List[float], azimuths_deg: List[float], frames: int, views: List[int], relative_to_first: bool) -> Tuple[torch.Tensor, torch.Tensor]:
